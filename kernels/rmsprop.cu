@@ -1,0 +1,41 @@
+/* CUDA RMSProp kernels: one launch updates every row of a multi-tensor table of one dtype.
+ * Compiled at run time by pycuda (Backend/CudaBackend.py), with --fmad=false so the results equal the
+ * host kernels' and the float32 NumPy reference bit for bit.
+ */
+#include "multi_tensor_apply.cuh"
+#include "rmsprop_update.h"
+
+#define RMSPROP_BLOCK 256
+
+struct RMSPropFunctor
+{
+	float factor, epsilon;
+
+	__device__ __forceinline__ void operator()(float &param, float grad, float &ms, float learnRate) const
+	{
+		rmspropStep(&param, grad, &ms, learnRate, factor, epsilon);
+	}
+};
+
+
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
+rmspropFloat32(const TensorEntry *table, int count, float factor, float epsilon)
+{
+	multiTensorApply<float>(table, count, RMSPropFunctor{factor, epsilon});
+}
+
+
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
+rmspropFloat16(const TensorEntry *table, int count, float factor, float epsilon)
+{
+	multiTensorApply<__half>(table, count, RMSPropFunctor{factor, epsilon});
+}
+
+
+/* PuzzleLib's weight decay hook, grad -= rate * param, for one contiguous variable. */
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
+weightDecayFloat32(float *grad, const float *param, float rate, long long size)
+{
+	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < size; i += (long long)gridDim.x * blockDim.x)
+		grad[i] -= rate * param[i];
+}

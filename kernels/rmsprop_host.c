@@ -1,0 +1,116 @@
+/* Host kernels built from the same per-element update as the CUDA kernels (rmsprop_update.h).
+ * Threads split the table by elements (so by bytes: one dtype per call), not by tensors, so one big
+ * tensor and a thousand small ones parallelise alike. Build with -fno-math-errno, or gcc will not
+ * vectorize sqrtf, and -ffp-contract=off for results identical to a float32 NumPy reference.
+ */
+#include <stdint.h>
+
+#include "rmsprop_host.h"
+#include "rmsprop_update.h"
+#include "half_host.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Per-ISA versions chosen at load time, so a portable build still uses AVX2 / AVX-512. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define ISA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef ISA_CLONES
+#define ISA_CLONES
+#endif
+
+/* Below this many elements a second thread costs more than it brings (measured: ~64K). */
+#define PARALLEL_MIN_ELEMENTS 65536
+/* Thread boundaries fall on 64-byte lines of float32, so no two threads share a cache line. */
+#define SPLIT_ALIGN 16
+
+
+ISA_CLONES static void spanFloat32(float *restrict param, const float *restrict grad, float *restrict ms,
+								   int64_t n, float learnRate, float factor, float epsilon)
+{
+	for (int64_t i = 0; i < n; i++)
+		rmspropStep(&param[i], grad[i], &ms[i], learnRate, factor, epsilon);
+}
+
+
+static void spanFloat16(half_t *restrict param, const half_t *restrict grad, half_t *restrict ms,
+						int64_t n, float learnRate, float factor, float epsilon)
+{
+	for (int64_t i = 0; i < n; i++)
+	{
+		float p = halfToFloat(param[i]), m = halfToFloat(ms[i]);
+		rmspropStep(&p, halfToFloat(grad[i]), &m, learnRate, factor, epsilon);
+		param[i] = floatToHalf(p);
+		ms[i] = floatToHalf(m);
+	}
+}
+
+
+static void applySpan(const TensorEntry *e, int dtype, int64_t start, int64_t n, float factor, float epsilon)
+{
+	if (dtype == RMSPROP_FLOAT32)
+		spanFloat32((float *)e->param + start, (const float *)e->grad + start, (float *)e->ms + start,
+					n, e->learnRate, factor, epsilon);
+	else
+		spanFloat16((half_t *)e->param + start, (const half_t *)e->grad + start, (half_t *)e->ms + start,
+					n, e->learnRate, factor, epsilon);
+}
+
+
+/* Updates the elements [begin, end) of the table seen as one concatenated array. */
+static void applyRange(const TensorEntry *table, int count, int dtype, int64_t begin, int64_t end,
+					   float factor, float epsilon)
+{
+	int64_t offset = 0;
+
+	for (int k = 0; k < count && offset < end; k++)
+	{
+		int64_t lo = begin > offset ? begin : offset, hi = offset + table[k].size < end ? offset + table[k].size : end;
+		if (lo < hi)
+			applySpan(&table[k], dtype, lo - offset, hi - lo, factor, epsilon);
+
+		offset += table[k].size;
+	}
+}
+
+
+int rmspropHostMaxThreads(void)
+{
+#ifdef _OPENMP
+	return omp_get_max_threads();
+#else
+	return 1;
+#endif
+}
+
+
+void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads)
+{
+	int64_t total = 0;
+	for (int k = 0; k < count; k++)
+		total += table[k].size;
+
+	if (threads <= 0)
+		threads = rmspropHostMaxThreads();
+	if (total < PARALLEL_MIN_ELEMENTS || threads < 2)
+	{
+		applyRange(table, count, dtype, 0, total, factor, epsilon);
+		return;
+	}
+
+#ifdef _OPENMP
+	#pragma omp parallel num_threads(threads)
+	{
+		int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+		int64_t begin = (total * t / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
+		int64_t end = t == nt - 1 ? total : (total * (t + 1) / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
+		applyRange(table, count, dtype, begin, end, factor, epsilon);
+	}
+#else
+	applyRange(table, count, dtype, 0, total, factor, epsilon);
+#endif
+}

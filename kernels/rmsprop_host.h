@@ -1,0 +1,14 @@
+/* Host (CPU) kernels: one call updates every row of a multi-tensor table. */
+#ifndef PUZZLELIB_RMSPROP_HOST_H
+#define PUZZLELIB_RMSPROP_HOST_H
+
+#include "tensor_table.h"
+
+enum { RMSPROP_FLOAT32 = 0, RMSPROP_FLOAT16 = 1 };
+
+/* threads <= 0 means all available; small tables run on one thread (fork/join costs more than it saves). */
+void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads);
+
+int rmspropHostMaxThreads(void);
+
+#endif

@@ -1,0 +1,19 @@
+/* One row of a multi-tensor table: three equally sized tensors (param, grad, ms) and their step size.
+ * The Python side builds the same layout as a NumPy structured array (Backend/TensorTable.py):
+ * 40 bytes a row, no padding, on every 64-bit platform.
+ */
+#ifndef PUZZLELIB_RMSPROP_TENSOR_TABLE_H
+#define PUZZLELIB_RMSPROP_TENSOR_TABLE_H
+
+typedef struct
+{
+	void *param;
+	const void *grad;
+	void *ms;
+	long long size;    /* elements */
+	float learnRate;   /* optimizer learnRate times the variable's multiplier, already in float32 */
+	int blockOffset;   /* CUDA only: first block of this row, so small tensors spread over the grid */
+}
+TensorEntry;
+
+#endif

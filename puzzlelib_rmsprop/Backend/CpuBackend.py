@@ -1,0 +1,130 @@
+"""The CPU backend: NumPy arrays with pycuda's GPUArray surface, updated by the host kernels (C extension)."""
+import logging
+import platform
+
+import numpy as np
+
+from .. import Config
+from ..Errors import BackendError
+from .TensorTable import LaunchTable
+
+logger = logging.getLogger("puzzlelib_rmsprop")
+
+#: dtype -> code understood by kernels/rmsprop_host.h
+DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
+
+
+class GPUArray(np.ndarray):
+	"""A NumPy array that also answers pycuda's GPUArray calls (get, set, ptr), so code written for the
+	CUDA backend runs unchanged on the CPU. Slices, ravel() and reshape() are views, as on the GPU."""
+
+	def get(self) -> np.ndarray:
+		"""A host copy, as a plain ndarray."""
+		return np.array(self, copy=True).view(np.ndarray)
+
+	def set(self, ary) -> None:
+		"""Copies ``ary`` (same size, same dtype) into this array in place."""
+		ary = np.asarray(ary)
+		if ary.size != self.size or ary.dtype != self.dtype:
+			raise ValueError("set: got %s %s for an array of %s %s" % (ary.shape, ary.dtype, self.shape, self.dtype))
+		np.copyto(self, ary.reshape(self.shape))
+
+	@property
+	def ptr(self) -> int:
+		"""The address of the first element."""
+		return self.__array_interface__["data"][0]
+
+	@property
+	def gpudata(self) -> int:
+		return self.ptr
+
+
+def to_gpu(ary) -> GPUArray:
+	"""A new array holding a contiguous copy of ``ary``."""
+	return np.array(ary, copy=True, order="C").view(GPUArray)
+
+
+def empty(shape, dtype=np.float32) -> GPUArray:
+	return np.empty(shape, dtype=dtype).view(GPUArray)
+
+
+def zeros(shape, dtype=np.float32) -> GPUArray:
+	return np.zeros(shape, dtype=dtype).view(GPUArray)
+
+
+def dtypesSupported():
+	"""(dtype, atol) pairs, as PuzzleLib's gpuarray.dtypesSupported()."""
+	return [(np.float32, 1e-5), (np.float16, 1e-2)]
+
+
+def pointerOf(ary) -> int:
+	"""The address of a host array: ours, a NumPy array, or anything with ``ptr`` (PuzzleLib's CPUArray)."""
+	if isinstance(ary, np.ndarray):
+		return ary.__array_interface__["data"][0]
+	return int(ary.ptr)
+
+
+def hostView(ary) -> np.ndarray:
+	"""The NumPy array behind a host array (PuzzleLib's CPUArray keeps it in ``.data``)."""
+	return ary if isinstance(ary, np.ndarray) else ary.data
+
+
+class CpuBackend:
+	"""Runs the update through the C extension, one call per dtype per step."""
+
+	name = "cpu"
+	elementsPerBlock, gridSize = 1, 1
+
+	def __init__(self):
+		try:
+			from . import _cpukernels
+		except ImportError as e:
+			raise BackendError(
+				"the CPU kernels (puzzlelib_rmsprop.Backend._cpukernels) are not built: reinstall with "
+				"'pip install .' from the source tree (%s)" % e
+			) from e
+
+		self.kernels = _cpukernels
+		self.deviceName = "%s, %d threads%s" % (
+			platform.processor() or platform.machine(), _cpukernels.maxThreads(),
+			"" if _cpukernels.openmp() else " (built without OpenMP)"
+		)
+
+	to_gpu, empty, zeros, GPUArray = staticmethod(to_gpu), staticmethod(empty), staticmethod(zeros), GPUArray
+	pointerOf, dtypesSupported = staticmethod(pointerOf), staticmethod(dtypesSupported)
+
+	def isOwnArray(self, ary) -> bool:
+		"""Whether ``ary`` lives where this backend computes (host memory)."""
+		return isinstance(ary, np.ndarray) or isinstance(getattr(ary, "data", None), np.ndarray)
+
+	@staticmethod
+	def prepareTable(rows: np.ndarray, dtype) -> LaunchTable:
+		"""The table as the kernels read it: on the CPU, the NumPy rows themselves."""
+		return LaunchTable(rows, dtype, address=rows.__array_interface__["data"][0])
+
+	@staticmethod
+	def refreshTable(table: LaunchTable) -> None:
+		"""Nothing to do: the kernels read the NumPy rows in place."""
+
+	def rmsprop(self, table: LaunchTable, factor: float, epsilon: float, stream=None) -> None:
+		"""Applies RMSProp to every row of ``table``."""
+		self.kernels.rmsprop(
+			table.address, len(table.rows), DTYPE_CODES[np.dtype(table.dtype)],
+			float(factor), float(epsilon), int(Config.cpuThreads)
+		)
+
+	@staticmethod
+	def weightDecay(grad, param, rate: float, stream=None) -> None:
+		"""grad -= rate * param, in float32 (PuzzleLib's weightDecayKer)."""
+		g = hostView(grad)
+		g -= np.float32(rate) * hostView(param)
+
+	@staticmethod
+	def streams(count: int):
+		"""The CPU has no streams: one None per requested stream."""
+		return [None] * count
+
+	@staticmethod
+	def synchronize(streams) -> None:
+		pass
+

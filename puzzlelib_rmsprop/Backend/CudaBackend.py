@@ -1,0 +1,185 @@
+"""The CUDA backend: pycuda GPUArrays, updated by kernels/rmsprop.cu compiled with pycuda's SourceModule.
+
+Importing this module needs pycuda (the ``cuda`` extra); creating the backend needs a driver and a device.
+"""
+import logging
+from functools import lru_cache
+
+import numpy as np
+
+from .. import Config
+from ..Errors import BackendError
+from .kernelSource import kernelDir
+from .TensorTable import LaunchTable, spreadBlocks
+
+logger = logging.getLogger("puzzlelib_rmsprop")
+
+BLOCK = 256          # RMSPROP_BLOCK in kernels/rmsprop.cu
+BLOCKS_PER_SM = 8    # enough resident warps to saturate memory bandwidth
+PACKET_BYTES = 16    # one 128-bit load per thread per iteration
+
+KERNEL_NAMES = {np.dtype(np.float32): "rmspropFloat32", np.dtype(np.float16): "rmspropFloat16"}
+
+
+def importPycuda():
+	"""pycuda's driver and gpuarray modules, or a BackendError that says which part is missing."""
+	try:
+		import pycuda
+	except ImportError as e:
+		raise BackendError("pycuda is not installed (pip install 'puzzlelib_rmsprop[cuda]'): %s" % e) from e
+
+	try:
+		import pycuda.driver as driver
+		import pycuda.gpuarray as gpuarray
+	except ImportError as e:
+		raise BackendError("pycuda %s cannot load the CUDA driver library (no NVIDIA driver?): %s" % (
+			pycuda.VERSION_TEXT, e
+		)) from e
+
+	return driver, gpuarray
+
+
+def compileOptions():
+	"""nvcc options: --fmad=false keeps the results bit-identical to the host kernels (it costs nothing here:
+	the update is memory-bound)."""
+	return ["--fmad=false", "-O3"]
+
+
+def compileKernels(arch=None):
+	"""The compiled module holding every kernel of kernels/rmsprop.cu (needs a context unless ``arch`` is given,
+	in which case the cubin bytes are returned)."""
+	from pycuda import compiler
+
+	source = (kernelDir() / "rmsprop.cu").read_text()
+	options = dict(no_extern_c=True, include_dirs=[str(kernelDir())], options=compileOptions())
+
+	if arch is not None:
+		return compiler.compile(source, arch=arch, **options)
+	return compiler.SourceModule(source, **options)
+
+
+class CudaBackend:
+	"""Runs the update as one multi-tensor kernel launch per dtype per step."""
+
+	name = "cuda"
+
+	def __init__(self, deviceIdx: int = 0):
+		driver, gpuarray = importPycuda()
+
+		try:
+			driver.init()
+			count = driver.Device.count()
+		except driver.Error as e:
+			raise BackendError("the CUDA driver failed to initialise: %s" % e) from e
+
+		if count == 0:
+			raise BackendError("the CUDA driver sees no device")
+		if not 0 <= deviceIdx < count:
+			raise BackendError("Config.deviceIdx is %d but there are %d CUDA devices" % (deviceIdx, count))
+
+		self.driver, self.gpuarray = driver, gpuarray
+
+		if driver.Context.get_current() is None:
+			# the primary context is the one torch and the runtime API share
+			self.context = driver.Device(deviceIdx).retain_primary_context()
+			self.context.push()
+
+			import atexit
+			atexit.register(self.context.pop)
+
+		self.device = driver.Context.get_device()
+		self.deviceName = "%s (%d SMs)" % (self.device.name(), self.smCount)
+		self._streams = []
+
+	@property
+	def smCount(self) -> int:
+		return self.device.get_attribute(self.driver.device_attribute.MULTIPROCESSOR_COUNT)
+
+	def to_gpu(self, ary):
+		return self.gpuarray.to_gpu(np.ascontiguousarray(ary))
+
+	def empty(self, shape, dtype=np.float32):
+		return self.gpuarray.empty(shape, dtype=dtype)
+
+	def zeros(self, shape, dtype=np.float32):
+		return self.gpuarray.zeros(shape, dtype=dtype)
+
+	@property
+	def GPUArray(self):
+		return self.gpuarray.GPUArray
+
+	@staticmethod
+	def dtypesSupported():
+		return [(np.float32, 1e-5), (np.float16, 1e-2)]
+
+	@staticmethod
+	def pointerOf(ary) -> int:
+		return int(ary.ptr) if hasattr(ary, "ptr") else int(ary.gpudata)
+
+	def isOwnArray(self, ary) -> bool:
+		"""Whether ``ary`` is device memory (a pycuda GPUArray or a view of one)."""
+		return isinstance(ary, self.gpuarray.GPUArray)
+
+	@lru_cache(maxsize=None)
+	def module(self):
+		return compileKernels()
+
+	@lru_cache(maxsize=None)
+	def kernel(self, name: str, signature: str):
+		"""A prepared kernel function, memoized by name (one per dtype)."""
+		function = self.module().get_function(name)
+		function.prepare(signature)
+		return function
+
+	def gridFor(self, elements: int, itemsize: int) -> int:
+		packets = -(-elements * itemsize // PACKET_BYTES)
+		return max(1, min(self.smCount * BLOCKS_PER_SM, -(-packets // BLOCK)))
+
+	def prepareTable(self, rows: np.ndarray, dtype) -> LaunchTable:
+		"""Copies the rows to the device once; they are reused every step until the variables change."""
+		itemsize = np.dtype(dtype).itemsize
+		grid = self.gridFor(int(rows["size"].sum()), itemsize)
+		spreadBlocks(rows, BLOCK * PACKET_BYTES // itemsize, grid)
+
+		memory = self.driver.to_device(rows) if len(rows) > 0 else None
+		return LaunchTable(rows, dtype, address=int(memory) if memory is not None else 0, keepAlive=memory, grid=grid)
+
+	def refreshTable(self, table: LaunchTable) -> None:
+		"""Uploads rows whose learnRate column changed (a learning-rate schedule), reusing the allocation."""
+		if table.keepAlive is not None:
+			self.driver.memcpy_htod(table.keepAlive, table.rows)
+
+	def rmsprop(self, table: LaunchTable, factor: float, epsilon: float, stream=None) -> None:
+		"""One launch for every row of ``table``."""
+		if len(table.rows) == 0:
+			return
+
+		kernel = self.kernel(KERNEL_NAMES[table.dtype], "Piff")
+		kernel.prepared_async_call(
+			(table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows),
+			np.float32(factor), np.float32(epsilon)
+		)
+
+	def weightDecay(self, grad, param, rate: float, stream=None) -> None:
+		"""grad -= rate * param on the device (PuzzleLib's weightDecayKer)."""
+		kernel = self.kernel("weightDecayFloat32", "PPfq")
+		grid = self.gridFor(grad.size, grad.dtype.itemsize)
+		kernel.prepared_async_call(
+			(grid, 1, 1), (BLOCK, 1, 1), stream, grad.ptr, param.ptr, np.float32(rate), np.int64(grad.size)
+		)
+
+	def streams(self, count: int):
+		"""``count`` streams from a pool that grows as needed (PuzzleLib's useStreams path)."""
+		while len(self._streams) < count:
+			self._streams.append(self.driver.Stream())
+		return self._streams[:count]
+
+	@staticmethod
+	def synchronize(streams) -> None:
+		for stream in streams:
+			stream.synchronize()
+
+
+def create() -> CudaBackend:
+	"""The CUDA backend on Config.deviceIdx, or a BackendError saying why it cannot work here."""
+	return CudaBackend(Config.deviceIdx)

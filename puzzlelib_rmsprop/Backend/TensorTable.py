@@ -1,0 +1,89 @@
+"""Multi-tensor tables: the rows one kernel launch updates (kernels/tensor_table.h, as NumPy).
+
+Rows whose three tensors directly follow the previous row's in memory and share its step size are
+merged, so a global-state buffer with uniform multipliers is one row however many variables it holds.
+The rows are built once and reused; a new learning rate only rewrites their learnRate column.
+"""
+from typing import Any, List, Sequence
+
+import numpy as np
+
+#: Must match TensorEntry in kernels/tensor_table.h.
+TABLE_DTYPE = np.dtype([
+	("param", np.uint64), ("grad", np.uint64), ("ms", np.uint64),
+	("size", np.int64), ("learnRate", np.float32), ("blockOffset", np.int32)
+])
+assert TABLE_DTYPE.itemsize == 40
+
+
+def spreadBlocks(rows: np.ndarray, elementsPerBlock: int, gridSize: int) -> None:
+	"""Sets each row's first block so that consecutive small rows land on different blocks of the grid."""
+	starts = np.concatenate(([0], np.cumsum(rows["size"])[:-1])).astype(np.int64)
+	rows["blockOffset"] = (starts // elementsPerBlock) % max(gridSize, 1)
+
+
+class LaunchTable:
+	"""Rows ready for a launch: ``address`` is where the kernel reads them (host or device memory);
+	``keepAlive`` holds that memory; ``grid`` is the CUDA grid size (1 on the CPU)."""
+
+	def __init__(self, rows: np.ndarray, dtype, address: int, keepAlive: Any = None, grid: int = 1):
+		self.rows, self.dtype, self.address, self.keepAlive, self.grid = rows, np.dtype(dtype), address, keepAlive, grid
+
+
+class TensorList:
+	"""Same-dtype tensors that one kernel launch updates together (apex's tensor lists).
+
+	Built once per group of variables; ``launchTable`` pairs it with the grads' and states' lists."""
+
+	def __init__(self, arrays: Sequence, pointerOf):
+		self.arrays = list(arrays)
+		self.dtype = np.dtype(self.arrays[0].dtype) if self.arrays else np.dtype(np.float32)
+		self.pointers = [pointerOf(ary) for ary in self.arrays]
+		self.sizes = [int(ary.size) for ary in self.arrays]
+		self._table, self._rowStarts, self._sameAsPrevious = None, None, None
+
+	def __len__(self) -> int:
+		return len(self.arrays)
+
+	def _rows(self, grads: "TensorList", mss: "TensorList", learnRates: np.ndarray) -> List[int]:
+		"""The rows (merged where contiguous with equal step) and the first tensor index of each."""
+		rows, starts, itemsize = [], [], self.dtype.itemsize
+
+		for i, (p, g, m, n) in enumerate(zip(self.pointers, grads.pointers, mss.pointers, self.sizes)):
+			if n == 0:
+				continue
+
+			if rows:
+				last = rows[-1]
+				end = last[3] * itemsize
+				if (p, g, m) == (last[0] + end, last[1] + end, last[2] + end) and learnRates[i] == learnRates[starts[-1]]:
+					last[3] += n
+					continue
+
+			rows.append([p, g, m, n, 0.0, 0])
+			starts.append(i)
+
+		table = np.zeros(len(rows), dtype=TABLE_DTYPE)
+		for i, row in enumerate(rows):
+			table[i] = tuple(row)
+
+		self._rowStarts = np.array(starts, dtype=np.int64)
+		return table
+
+	def launchTable(self, backend, grads: "TensorList", mss: "TensorList", learnRates) -> LaunchTable:
+		"""The launch table for these tensors with per-tensor step sizes ``learnRates`` (float32 per tensor)."""
+		learnRates = np.broadcast_to(np.asarray(learnRates, dtype=np.float64).astype(np.float32), (len(self), ))
+		same = learnRates[1:] == learnRates[:-1]
+
+		if self._table is None or not np.array_equal(same, self._sameAsPrevious):
+			rows = self._rows(grads, mss, learnRates)
+			rows["learnRate"] = learnRates[self._rowStarts]
+			self._table, self._sameAsPrevious = backend.prepareTable(rows, self.dtype), same
+			return self._table
+
+		rowRates = learnRates[self._rowStarts]
+		if not np.array_equal(rowRates, self._table.rows["learnRate"]):
+			self._table.rows["learnRate"] = rowRates
+			backend.refreshTable(self._table)
+
+		return self._table

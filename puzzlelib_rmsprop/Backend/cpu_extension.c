@@ -1,0 +1,72 @@
+/* The Python face of the host kernels (kernels/rmsprop_host.c): one call per dtype per step.
+ * Arguments are plain integers (addresses) and floats, so no NumPy headers are needed to build it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "rmsprop_host.h"
+
+
+static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	if (nargs != 6)
+	{
+		PyErr_SetString(PyExc_TypeError, "rmsprop(tableAddress, count, dtypeCode, factor, epsilon, threads) takes 6 arguments");
+		return NULL;
+	}
+
+	void *table = PyLong_AsVoidPtr(args[0]);
+	long count = PyLong_AsLong(args[1]), dtype = PyLong_AsLong(args[2]), threads = PyLong_AsLong(args[5]);
+	double factor = PyFloat_AsDouble(args[3]), epsilon = PyFloat_AsDouble(args[4]);
+
+	if (PyErr_Occurred())
+		return NULL;
+	if (dtype != RMSPROP_FLOAT32 && dtype != RMSPROP_FLOAT16)
+	{
+		PyErr_Format(PyExc_ValueError, "dtypeCode must be %d (float32) or %d (float16), got %ld", RMSPROP_FLOAT32, RMSPROP_FLOAT16, dtype);
+		return NULL;
+	}
+
+	/* the kernel touches only the caller's buffers, so other Python threads may run meanwhile */
+	Py_BEGIN_ALLOW_THREADS
+	rmspropHostApply((const TensorEntry *)table, (int)count, (int)dtype, (float)factor, (float)epsilon, (int)threads);
+	Py_END_ALLOW_THREADS
+
+	Py_RETURN_NONE;
+}
+
+
+static PyObject *maxThreads(PyObject *self, PyObject *unused)
+{
+	(void)self; (void)unused;
+	return PyLong_FromLong(rmspropHostMaxThreads());
+}
+
+
+static PyObject *openmp(PyObject *self, PyObject *unused)
+{
+	(void)self; (void)unused;
+#ifdef _OPENMP
+	Py_RETURN_TRUE;
+#else
+	Py_RETURN_FALSE;
+#endif
+}
+
+
+static PyMethodDef methods[] = {
+	{"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_FASTCALL, "Apply RMSProp to every row of a tensor table."},
+	{"maxThreads", maxThreads, METH_NOARGS, "Threads the kernels use by default."},
+	{"openmp", openmp, METH_NOARGS, "Whether the kernels were built with OpenMP."},
+	{NULL, NULL, 0, NULL}
+};
+
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cpukernels", "RMSProp host kernels.", -1, methods};
+
+
+PyMODINIT_FUNC PyInit__cpukernels(void)
+{
+	return PyModule_Create(&module);
+}

@@ -1,0 +1,25 @@
+"""Process-wide settings, read when the backend is first used.
+
+Like PuzzleLib's Config: set ``Config.backend = Config.Backend.cpu`` before the first use of an array or
+an optimizer. The environment variable ``PUZZLELIB_RMSPROP_BACKEND`` (``cuda`` or ``cpu``) sets the default.
+"""
+import os
+from typing import Optional
+
+
+class Backend:
+	"""The backend names ``Config.backend`` accepts."""
+	cuda = "cuda"
+	cpu = "cpu"
+
+
+BACKEND_ENV = "PUZZLELIB_RMSPROP_BACKEND"
+
+#: "cuda", "cpu" or None (CUDA when pycuda imports and a device exists, else CPU).
+backend: Optional[str] = os.environ.get(BACKEND_ENV) or None
+
+#: CUDA device ordinal used by the CUDA backend.
+deviceIdx: int = 0
+
+#: Threads for the CPU kernels; 0 means all the cores OpenMP sees.
+cpuThreads: int = 0

@@ -1,0 +1,1 @@
+"""Containers (a Graph) for the reference modules."""

@@ -1,0 +1,40 @@
+"""Kernel entry points in PuzzleLib's style: ``rmspropKer(dtype)(param, grad, ms, learnRate, factor, epsilon)``.
+
+Memoized per dtype (and backend). ``param``, ``grad`` and ``ms`` are either three arrays (one tensor) or three
+TensorLists (one launch for all of them, with one learnRate per tensor).
+"""
+from functools import lru_cache
+
+import numpy as np
+
+from .Backend import getBackend
+from .Backend.TensorTable import TensorList
+from .Errors import OptimizerError
+
+
+def asTensorList(tensors, backend) -> TensorList:
+	return tensors if isinstance(tensors, TensorList) else TensorList([tensors], backend.pointerOf)
+
+
+@lru_cache(maxsize=None)
+def _rmspropKer(dtype: np.dtype, backend):
+	def rmsprop(param, grad, ms, learnRate, factor, epsilon, stream=None):
+		params = asTensorList(param, backend)
+		if params.dtype != dtype:
+			raise OptimizerError("rmspropKer(%s) was given %s tensors" % (dtype, params.dtype))
+
+		table = params.launchTable(backend, asTensorList(grad, backend), asTensorList(ms, backend), learnRate)
+		backend.rmsprop(table, factor, epsilon, stream=stream)
+
+	return rmsprop
+
+
+def rmspropKer(dtype):
+	"""The fused RMSProp update for ``dtype`` (float32 or float16) on the current backend."""
+	dtype = np.dtype(dtype)
+	backend = getBackend()
+
+	if dtype.type not in [d for d, _ in backend.dtypesSupported()]:
+		raise OptimizerError("RMSProp supports float32 and float16 tensors, not %s" % dtype)
+
+	return _rmspropKer(dtype, backend)

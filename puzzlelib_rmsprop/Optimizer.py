@@ -1,0 +1,273 @@
+"""PuzzleLib's Optimizer base class, with one fused launch per dtype per step in both state modes.
+
+A subclass overrides only ``setupState(var)`` and ``updateVar(var, state, stream=None)``. Unlike PuzzleLib:
+- per-variable ``learnRate`` multipliers (0 freezes), ``wc`` and hooks keep working in global state;
+- states are keyed by parameter name in both modes (global-state states are views of one buffer), so a
+  checkpoint saved in one mode loads in the other;
+- local state also updates all variables of a dtype in one multi-tensor launch (``useStreams=True`` keeps
+  PuzzleLib's per-variable launches on streams).
+"""
+import logging
+from collections import OrderedDict
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from . import Checkpoint
+from .Backend import getBackend
+from .Backend.SharedArray import SharedArray
+from .Backend.TensorTable import TensorList
+from .Errors import OptimizerError
+from .Variable import Variable
+
+logger = logging.getLogger("puzzlelib_rmsprop")
+
+
+class MultiVariable:
+	"""Several variables of one dtype presented to ``updateVar`` as one: ``data`` and ``grad`` are TensorLists
+	and ``learnRate`` holds each variable's multiplier, so ``optimizer.learnRate * var.learnRate`` still works."""
+
+	def __init__(self, data: TensorList, grad: TensorList, learnRate: np.ndarray):
+		self.data, self.grad, self.learnRate = data, grad, learnRate
+		self.wc = 0.0
+
+
+class VariableGroup:
+	"""The variables of one dtype that one launch updates, with their states."""
+
+	def __init__(self, names: List[str], variables: List, states: List[Dict]):
+		self.names, self.variables, self.states = names, variables, states
+		self._multipliers, self._launch = None, None
+
+	def launch(self, backend):
+		"""(MultiVariable, state of TensorLists) over the variables whose multiplier is > 0, as in PuzzleLib;
+		rebuilt only when a multiplier changes."""
+		multipliers = [var.learnRate for var in self.variables]
+
+		if multipliers != self._multipliers:
+			active = [i for i, m in enumerate(multipliers) if m > 0.0]
+			pick = lambda arrays: TensorList([arrays[i] for i in active], backend.pointerOf)
+
+			data = pick([var.data for var in self.variables])
+			grad = pick([var.grad for var in self.variables])
+			state = {key: pick([s[key] for s in self.states]) for key in (self.states[0] if self.states else {})}
+
+			self._launch = (MultiVariable(data, grad, np.array([multipliers[i] for i in active], dtype=np.float64)), state)
+			self._multipliers = multipliers
+
+		return self._launch
+
+
+class Optimizer:
+	"""Base class: set up on a module, then ``zeroGradParams()``, ``net.backward(grad)``, ``update()`` each step."""
+
+	def __init__(self, nodeinfo=None):
+		self.t = 0
+		self.learnRate = 0.0
+
+		self.attrs = {"t", "learnRate"}
+
+		self.module = None
+		self.states: Dict[str, Dict] = {}
+		self.hooks: List[Callable] = []
+
+		self.shParams, self.shGrads = {}, {}
+
+		self.globalState = False
+		self.globalVar = OrderedDict()
+		self.globalStates = OrderedDict()
+
+		self.customVars: List[str] = []
+		self.nodeinfo = nodeinfo
+		self.groups: Dict[type, VariableGroup] = OrderedDict()
+
+	def setAttr(self, name: str, attr) -> None:
+		"""Sets a hyperparameter that save()/load() carry."""
+		setattr(self, name, attr)
+		self.attrs.add(name)
+
+	def getAttrDict(self) -> Dict:
+		return {attrName: getattr(self, attrName) for attrName in self.attrs}
+
+	def addHook(self, hook: Callable) -> None:
+		"""``hook(var, state, stream=None)`` runs for every variable before each update (e.g. WeightDecay)."""
+		self.hooks.append(hook)
+
+	def setupOn(self, mod, useGlobalState: bool = False) -> None:
+		"""Creates the optimizer state for every trainable variable of ``mod``.
+
+		With ``useGlobalState`` the parameters (and grads) of each dtype are packed into one buffer and the
+		module's variables are rebound to views of it (``mod.setVar``)."""
+		if self.module is not None:
+			raise OptimizerError("setupOn: this optimizer is already set up on a module; create a new one")
+		if self.nodeinfo is not None and not useGlobalState:
+			raise OptimizerError("setupOn: nodeinfo needs useGlobalState=True")
+
+		backend = getBackend()
+		variables = sorted(((names, var) for var, names in mod.getVarTable().items()), key=lambda item: item[0][0])
+
+		trainable = [(names, var) for names, var in variables if not var.hasUpdater]
+		custom = [names[0] for names, var in variables if var.hasUpdater]
+
+		if len(trainable) + len(custom) == 0:
+			raise OptimizerError("setupOn: module %r has no trainable variables" % getattr(mod, "name", mod))
+		if self.nodeinfo is not None and custom:
+			raise OptimizerError("setupOn: variables with their own updater (%s) cannot be used with nodeinfo" % custom)
+
+		for names, var in trainable:
+			self.checkVariable(names[0], var, backend)
+
+		self.module, self.customVars = mod, custom
+		self.setupGlobalState(trainable, backend) if useGlobalState else self.setupLocalStates(trainable)
+
+	@staticmethod
+	def checkVariable(name: str, var, backend) -> None:
+		"""Raises OptimizerError if ``var`` cannot be updated by this optimizer."""
+		data, grad = var.data, var.grad
+		supported = [np.dtype(d) for d, _ in backend.dtypesSupported()]
+
+		if grad is None:
+			raise OptimizerError("variable %r has no grad" % name)
+		if not backend.isOwnArray(data) or not backend.isOwnArray(grad):
+			raise OptimizerError("variable %r: data and grad must be %s backend arrays, got %s and %s" % (
+				name, backend.name, type(data).__name__, type(grad).__name__
+			))
+		if np.dtype(data.dtype) not in supported:
+			raise OptimizerError("variable %r has dtype %s; supported: %s" % (name, data.dtype, [str(d) for d in supported]))
+		if tuple(grad.shape) != tuple(data.shape) or grad.dtype != data.dtype:
+			raise OptimizerError("variable %r: grad is %s %s but data is %s %s" % (
+				name, tuple(grad.shape), grad.dtype, tuple(data.shape), data.dtype
+			))
+		for role, ary in (("data", data), ("grad", grad)):
+			if not ary.flags.c_contiguous:
+				raise OptimizerError("variable %r: %s is not contiguous" % (name, role))
+
+	def setupGlobalState(self, trainable, backend) -> None:
+		self.globalState = True
+
+		for names, var in trainable:
+			dtype = np.dtype(var.data.dtype).type
+			self.shParams.setdefault(dtype, SharedArray(dtype, backend.empty)).register(var.data.shape, dtype, names[0])
+			self.shGrads.setdefault(dtype, SharedArray(dtype, backend.empty)).register(var.grad.shape, dtype, names[0])
+
+		for dtype in self.shParams:
+			self.shParams[dtype].build()
+			self.shGrads[dtype].build()
+			self.globalVar[dtype] = Variable(self.shParams[dtype].ary, grad=self.shGrads[dtype].ary)
+
+		groups = OrderedDict()
+		for names, var in trainable:
+			dtype = np.dtype(var.data.dtype).type
+			data, grad = self.shParams[dtype][names[0]], self.shGrads[dtype][names[0]]
+			data.set(var.data.get())
+			grad.set(var.grad.get())
+
+			rebound = Variable(data, grad=grad)
+			rebound.learnRate, rebound.momRate, rebound.wc = var.learnRate, var.momRate, var.wc
+			for name in names:
+				self.module.setVar(name, rebound)
+
+			groups.setdefault(dtype, []).append((names[0], rebound))
+
+		for dtype, globalVar in self.globalVar.items():
+			if self.nodeinfo is not None:
+				self.nodeinfo.broadcastBuffer("data", globalVar.data)
+
+			flatState = self.setupState(globalVar)
+			self.globalStates[dtype] = flatState
+
+			for name, _ in groups[dtype]:
+				self.states[name] = {key: self.shParams[dtype].view(ary, name) for key, ary in flatState.items()}
+
+		self._makeGroups(groups)
+
+	def setupLocalStates(self, trainable) -> None:
+		groups = OrderedDict()
+		for names, var in trainable:
+			self.states[names[0]] = self.setupState(var)
+			groups.setdefault(np.dtype(var.data.dtype).type, []).append((names[0], var))
+
+		self._makeGroups(groups)
+
+	def _makeGroups(self, groups) -> None:
+		for dtype, members in groups.items():
+			names = [name for name, _ in members]
+			self.groups[dtype] = VariableGroup(names, [var for _, var in members], [self.states[n] for n in names])
+
+	def _requireSetup(self, method: str) -> None:
+		if self.module is None:
+			raise OptimizerError("%s() before setupOn(): call optimizer.setupOn(net) first" % method)
+
+	def zeroGradParams(self) -> None:
+		"""Fills every trainable variable's grad with 0 (one fill per dtype in global state)."""
+		self._requireSetup("zeroGradParams")
+
+		if self.globalState:
+			for globalVar in self.globalVar.values():
+				globalVar.grad.fill(0)
+		else:
+			for group in self.groups.values():
+				for var in group.variables:
+					var.grad.fill(0)
+
+	def setupState(self, var) -> Dict:
+		"""The state arrays (same shape as ``var.data``) the update needs for ``var``."""
+		return {}
+
+	def update(self, useStreams: bool = False, sync: bool = True) -> None:
+		"""One optimizer step: hooks, gradient averaging across nodes (nodeinfo), the fused update per dtype,
+		then the custom-updater variables."""
+		self._requireSetup("update")
+		backend = getBackend()
+		self.t += 1
+
+		for dtype, group in self.groups.items():
+			self._runHooks(group)
+
+			if self.nodeinfo is not None:
+				self.nodeinfo.sumTensor("grad", self.globalVar[dtype].grad)
+
+			if useStreams and not self.globalState:
+				self._updateOnStreams(group, backend, sync)
+			else:
+				var, state = group.launch(backend)
+				if len(var.data) > 0:
+					self.updateVar(var, state)
+
+		for name in self.customVars:
+			self.module.getVar(name).update(self.learnRate)
+
+	def _runHooks(self, group: VariableGroup, streams=None) -> None:
+		for hook in self.hooks:
+			for i, (var, state) in enumerate(zip(group.variables, group.states)):
+				hook(var, state, None if streams is None else streams[i])
+
+	def _updateOnStreams(self, group: VariableGroup, backend, sync: bool) -> None:
+		"""PuzzleLib's per-variable path: each variable on its own stream."""
+		streams = backend.streams(len(group.variables))
+
+		for var, state, stream in zip(group.variables, group.states, streams):
+			if var.learnRate > 0.0:
+				self.updateVar(var, state, stream)
+
+		if sync:
+			backend.synchronize(streams)
+
+	def updateVar(self, var, state: Dict, stream=None) -> None:
+		"""Updates ``var`` (a Variable or a MultiVariable) in place from its grad and ``state``."""
+		raise NotImplementedError()
+
+	def save(self, hdf, name: Optional[str] = None) -> None:
+		"""Writes attrs and states to HDF5 (a path, written atomically, or an open h5py.File / group),
+		in PuzzleLib's layout: ``<name>.attrs/<attr>`` and ``<name>.states/<param>.<state>``."""
+		Checkpoint.save(hdf, name or "", self.getAttrDict(), self.states)
+
+	def load(self, hdf, name: Optional[str] = None) -> None:
+		"""Reads what save() wrote (or what PuzzleLib's local-state save wrote); checks everything first."""
+		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self.states)
+
+		for attrName, value in attrs.items():
+			self.setAttr(attrName, value)
+		for stateName, entities in states.items():
+			for entityName, value in entities.items():
+				self.states[stateName][entityName].set(value)
