@@ -1,6 +1,4 @@
 """RMSProp, as PuzzleLib 1.0.3 computes it, with a fused kernel per dtype."""
-import numpy as np
-
 from .Backend import gpuarray
 from .Kernels import rmspropKer
 from .Optimizer import Optimizer
@@ -50,15 +48,3 @@ class RMSProp(Optimizer):
 			var.data, var.grad, state["ms"], self.learnRate * var.learnRate, self.factor, self.epsilon, stream=stream
 		)
 
-
-def reference(param: np.ndarray, grad: np.ndarray, ms: np.ndarray, learnRate: float, factor: float, epsilon: float):
-	"""The update in NumPy float32, in the kernel's operation order: the check every backend is held to.
-	Returns new (param, ms) in the input dtype; the inputs are not changed."""
-	dtype = param.dtype
-	p, g, m = (np.asarray(a, dtype=np.float32) for a in (param, grad, ms))
-	f = np.float32(factor)
-
-	m = f * m + (np.float32(1) - f) * g * g
-	p = p + np.float32(learnRate) * g / (np.sqrt(m) + np.float32(epsilon))
-
-	return p.astype(dtype), m.astype(dtype)

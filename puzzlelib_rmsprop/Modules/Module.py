@@ -14,12 +14,18 @@ class Module:
 		self.vars: Dict[str, object] = {}
 		self.inData, self.data, self.grad = None, None, None
 
+	def _localName(self, name: str) -> str:
+		"""Accepts names as getVarTable() gives them ("<module>.<param>") as well as bare ones."""
+		prefix = "%s." % self.name if self.name else ""
+		return name[len(prefix):] if prefix and name.startswith(prefix) and name not in self.vars else name
+
 	def setVar(self, name: str, var) -> None:
+		name = self._localName(name)
 		setattr(self, name, var.data)
 		self.vars[name] = var
 
 	def getVar(self, name: str):
-		return self.vars[name]
+		return self.vars[self._localName(name)]
 
 	def getVarTable(self, vartable=None, name: Optional[str] = None, root: bool = True) -> Dict[object, List[str]]:
 		"""{Variable: [names]}; names are "<module>.<param>" (a variable shared under two names lists both)."""
