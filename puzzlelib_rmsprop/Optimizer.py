@@ -158,11 +158,12 @@ class Optimizer:
 		groups = OrderedDict()
 		for names, var in trainable:
 			dtype = np.dtype(var.data.dtype).type
-			data, grad = self.shParams[dtype][names[0]], self.shGrads[dtype][names[0]]
+			data = backend.viewLike(var.data, self.shParams[dtype][names[0]])
+			grad = backend.viewLike(var.grad, self.shGrads[dtype][names[0]])
 			data.set(var.data.get())
 			grad.set(var.grad.get())
 
-			rebound = Variable(data, grad=grad)
+			rebound = type(var)(data, grad=grad)  # the module's own Variable class
 			rebound.learnRate, rebound.momRate, rebound.wc = var.learnRate, var.momRate, var.wc
 			for name in names:
 				self.module.setVar(name, rebound)

@@ -93,6 +93,14 @@ class CpuBackend:
 	to_gpu, empty, zeros, GPUArray = staticmethod(to_gpu), staticmethod(empty), staticmethod(zeros), GPUArray
 	pointerOf, dtypesSupported = staticmethod(pointerOf), staticmethod(dtypesSupported)
 
+	@staticmethod
+	def viewLike(template, view):
+		"""``view`` (of a global-state buffer) as an array of ``template``'s kind, so the module that owned
+		``template`` keeps computing on it: NumPy-based arrays as they are, PuzzleLib's CPUArray wrapped."""
+		if isinstance(template, np.ndarray):
+			return view
+		return type(template)(view.shape, view.dtype, data=view.view(np.ndarray), acquire=True)
+
 	def isOwnArray(self, ary) -> bool:
 		"""Whether ``ary`` lives where this backend computes (host memory)."""
 		return isinstance(ary, np.ndarray) or isinstance(getattr(ary, "data", None), np.ndarray)

@@ -116,6 +116,11 @@ class CudaBackend:
 	def pointerOf(ary) -> int:
 		return int(ary.ptr) if hasattr(ary, "ptr") else int(ary.gpudata)
 
+	@staticmethod
+	def viewLike(template, view):
+		"""Global-state views are pycuda GPUArrays, the only device arrays this backend accepts."""
+		return view
+
 	def isOwnArray(self, ary) -> bool:
 		"""Whether ``ary`` is device memory (a pycuda GPUArray or a view of one)."""
 		return isinstance(ary, self.gpuarray.GPUArray)

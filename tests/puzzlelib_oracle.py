@@ -1,0 +1,72 @@
+"""Real PuzzleLib 1.0.3 as the reference: installed once into the project's cache (never globally) and
+imported in-process on its CPU backend. See ../shared/notes/puzzlelib-oracle.md for the traps handled here."""
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+VERSION = "1.0.3"
+CACHE = Path(__file__).resolve().parent.parent / ".cache" / ("puzzlelib-" + VERSION)
+
+
+class OracleUnavailable(RuntimeError):
+	pass
+
+
+def install() -> Path:
+	"""pip-installs PuzzleLib into CACHE/site (a --target directory) unless it is there already."""
+	site = CACHE / "site"
+	if (site / "PuzzleLib" / "__init__.py").is_file():
+		return site
+
+	CACHE.mkdir(parents=True, exist_ok=True)
+	constraint = CACHE / "setuptools-constraint.txt"
+	# its sdist uses a flat layout that setuptools >= 61 refuses to build
+	constraint.write_text("setuptools<61\n")
+
+	result = subprocess.run(
+		[sys.executable, "-m", "pip", "install", "--no-deps", "--no-input", "-q", "--target", str(site),
+		 "puzzlelib==" + VERSION],
+		env=dict(os.environ, PIP_CONSTRAINT=str(constraint)), capture_output=True, text=True
+	)
+	if result.returncode != 0:
+		raise OracleUnavailable("pip could not install puzzlelib==%s:\n%s" % (VERSION, result.stderr[-3000:]))
+	return site
+
+
+def prepareBuildEnvironment() -> None:
+	"""PuzzleLib compiles its CPU kernels with gcc on first use: keep its cache inside ours, and give its
+	linker the -lpython3.Xm library that Python no longer ships (an empty archive is enough)."""
+	stub = CACHE / "libstub"
+	stub.mkdir(parents=True, exist_ok=True)
+	archive = stub / ("libpython%d.%dm.a" % sys.version_info[:2])
+	if not archive.exists():
+		subprocess.run(["ar", "rcs", str(archive)], check=True)
+
+	os.environ["LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(stub), os.environ.get("LIBRARY_PATH")]))
+	os.environ["HOME"] = str(CACHE / "home")
+
+
+def load():
+	"""The PuzzleLib modules the tests use, as a namespace; raises OracleUnavailable with the reason."""
+	site = install()
+	prepareBuildEnvironment()
+	if str(site) not in sys.path:
+		sys.path.append(str(site))
+
+	try:
+		from PuzzleLib import Config
+		Config.backend = Config.Backend.cpu
+		Config.systemLog = False
+
+		names = {
+			"gpuarray": "PuzzleLib.Backend.gpuarray", "Sequential": "PuzzleLib.Containers.Sequential",
+			"Graph": "PuzzleLib.Containers.Graph", "Linear": "PuzzleLib.Modules.Linear",
+			"Activation": "PuzzleLib.Modules.Activation", "Add": "PuzzleLib.Modules.Add",
+			"Concat": "PuzzleLib.Modules.Concat", "MSE": "PuzzleLib.Cost.MSE",
+			"RMSProp": "PuzzleLib.Optimizers.RMSProp", "Hooks": "PuzzleLib.Optimizers.Hooks",
+		}
+		return type("PuzzleLib", (), {key: importlib.import_module(mod) for key, mod in names.items()})
+	except Exception as e:
+		raise OracleUnavailable("PuzzleLib %s does not import: %r" % (VERSION, e)) from e

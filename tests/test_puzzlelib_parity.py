@@ -1,0 +1,244 @@
+"""Drop-in proof: PuzzleLib 1.0.3 nets trained by PuzzleLib's RMSProp and by ours, from the same weights and data.
+
+Tolerances. PuzzleLib's CPU kernel is compiled with -O3 -march=native -ffast-math and contracts to FMA, ours is
+IEEE float32 without contraction, so one step from the same state differs by at most a couple of ulp of ms and
+of the parameter (checked tightly in test_one_step_from_the_same_state). Over a training run these ulps feed
+back through the forward pass; RMSProp's normalised step keeps them at the ulp scale. The run tolerance
+ATOL = 2e-5 is 1/50 of one step at learnRate 1e-3, so a wrong sign, epsilon placement, factor or multiplier
+(each moves a weight by about a full step) cannot hide under it.
+"""
+import numpy as np
+import pytest
+
+from puzzlelib_rmsprop import OptimizerError, RMSProp, WeightDecay
+
+pytestmark = pytest.mark.puzzlelib
+
+STEPS = 20
+RTOL, ATOL = 1e-4, 2e-5
+
+
+def buildSequential(pl, seed):
+	np.random.seed(seed)
+	seq = pl.Sequential.Sequential(name="seq")
+	seq.append(pl.Linear.Linear(32, 16, name="fc1"))
+	seq.append(pl.Activation.Activation(pl.Activation.tanh, name="act1"))
+	seq.append(pl.Linear.Linear(16, 8, useBias=False, name="fc2"))
+	seq.append(pl.Activation.Activation(pl.Activation.sigmoid, name="act2"))
+	seq.append(pl.Linear.Linear(8, 1, name="fc3"))
+	return seq
+
+
+def buildBranchGraph(pl, seed):
+	"""Two Linears joined by Add, then by Concat: fc1 -> relu -> {left, right} -> Add, Concat(Add, right) -> out."""
+	np.random.seed(seed)
+	fc1 = pl.Linear.Linear(32, 16, name="fc1").node()
+	act = pl.Activation.Activation(pl.Activation.relu, name="act").node(fc1)
+	left = pl.Linear.Linear(16, 8, name="left").node(act)
+	right = pl.Linear.Linear(16, 8, useBias=False, name="right").node(act)
+	add = pl.Add.Add(name="add").node(left, right)
+	tanh = pl.Activation.Activation(pl.Activation.tanh, name="tanh").node(add)
+	concat = pl.Concat.Concat(axis=1, name="concat").node(tanh, right)
+	out = pl.Linear.Linear(16, 1, name="out").node(concat)
+	return pl.Graph.Graph(inputs=fc1, outputs=out, name="graph")
+
+
+NETS = {"sequential": buildSequential, "branchGraph": buildBranchGraph}
+
+
+def weights(net):
+	return {names[0]: var.data.get() for var, names in net.getVarTable().items()}
+
+
+class Run:
+	"""One training run; records the loss and every weight after every step."""
+
+	def __init__(self, pl, netName, optimizer, useGlobalState, multipliers=None, wc=None, hook=None, seed=0):
+		self.pl, self.net, self.opt = pl, NETS[netName](pl, seed), optimizer
+		for name, value in (multipliers or {}).items():
+			self.net.getVar(name).learnRate = value
+		for name, value in (wc or {}).items():
+			self.net.getVar(name).wc = value
+		if hook is not None:
+			self.opt.addHook(hook)
+
+		self.opt.setupOn(self.net, useGlobalState=useGlobalState)
+		rng = np.random.RandomState(seed + 1)
+		self.data = pl.gpuarray.to_gpu(rng.randn(16, 32).astype(np.float32))
+		self.target = pl.gpuarray.to_gpu(rng.randn(16, 1).astype(np.float32))
+		self.mse = pl.MSE.MSE()
+		self.losses, self.history = [], []
+
+	def train(self, steps):
+		for _ in range(steps):
+			error, grad = self.mse(self.net(self.data), self.target)
+			self.opt.zeroGradParams()
+			self.net.backward(grad, momentum=0.0)  # PuzzleLib's CPU GEMM rejects the default momentum=1.0
+			self.opt.update()
+			self.losses.append(float(error))
+			self.history.append(weights(self.net))
+		return self
+
+
+def assertRunsAgree(theirs, ours):
+	np.testing.assert_allclose(ours.losses, theirs.losses, rtol=RTOL, atol=ATOL)
+	for step, (expected, got) in enumerate(zip(theirs.history, ours.history)):
+		assert expected.keys() == got.keys()
+		for name in expected:
+			np.testing.assert_allclose(got[name], expected[name], rtol=RTOL, atol=ATOL, err_msg="%s at step %d" % (name, step + 1))
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+@pytest.mark.parametrize("netName", sorted(NETS))
+def test_training_matches_puzzlelib(puzzlelib, netName, useGlobalState):
+	pl = puzzlelib
+	# default hyperparameters on both sides: a wrong default fails here too
+	theirs = Run(pl, netName, pl.RMSProp.RMSProp(), useGlobalState).train(STEPS)
+	ours = Run(pl, netName, RMSProp(), useGlobalState).train(STEPS)
+
+	assertRunsAgree(theirs, ours)
+	assert theirs.losses[-1] < theirs.losses[0], "the reference run should learn"
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_our_optimizer_trains_puzzlelib_net_on_its_own_arrays(puzzlelib, useGlobalState):
+	"""In global state the net's variables are rebound to CPUArray views of our buffers: the net computes on them."""
+	pl = puzzlelib
+	run = Run(pl, "branchGraph", RMSProp(learnRate=1e-2), useGlobalState)
+	for var in run.net.getVarTable():
+		assert type(var.data).__name__ == "CPUArray" and type(var).__module__ == "PuzzleLib.Variable"
+
+	if useGlobalState:
+		flat = run.opt.globalVar[np.float32].data
+		first = run.net.getVar("fc1.W").data
+		assert np.shares_memory(first.data, flat), "fc1.W must be a view of the global buffer"
+
+	run.train(30)
+	assert run.losses[-1] < 0.5 * run.losses[0]
+
+
+MULTIPLIERS = {"fc1.W": 0.5, "fc2.W": 0.0, "fc3.b": 2.0}
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_per_variable_learn_rate(puzzlelib, useGlobalState):
+	"""PuzzleLib honours multipliers only in local state: ours honours them in both, with the same numbers."""
+	pl = puzzlelib
+	theirs = Run(pl, "sequential", pl.RMSProp.RMSProp(learnRate=1e-3), False, multipliers=MULTIPLIERS).train(STEPS)
+	ours = Run(pl, "sequential", RMSProp(learnRate=1e-3), useGlobalState, multipliers=MULTIPLIERS).train(STEPS)
+
+	assertRunsAgree(theirs, ours)
+	np.testing.assert_array_equal(ours.history[-1]["fc2.W"], weights(NETS["sequential"](pl, 0))["fc2.W"])
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_weight_decay(puzzlelib, useGlobalState):
+	pl = puzzlelib
+	wc = {"fc1.W": 1.0, "fc3.W": 0.5}
+	theirs = Run(pl, "sequential", pl.RMSProp.RMSProp(learnRate=1e-3), False, wc=wc,
+				 hook=pl.Hooks.WeightDecay(0.05)).train(STEPS)
+	ours = Run(pl, "sequential", RMSProp(learnRate=1e-3), useGlobalState, wc=wc, hook=WeightDecay(0.05)).train(STEPS)
+
+	assertRunsAgree(theirs, ours)
+
+
+def test_puzzlelib_global_state_loses_multipliers(puzzlelib):
+	"""The flaw we fix, shown on PuzzleLib itself: its global state ignores a frozen variable."""
+	pl = puzzlelib
+	run = Run(pl, "sequential", pl.RMSProp.RMSProp(learnRate=1e-3), True, multipliers={"fc2.W": 0.0}).train(2)
+	assert not np.array_equal(run.history[-1]["fc2.W"], weights(NETS["sequential"](pl, 0))["fc2.W"])
+
+
+def test_one_step_from_the_same_state(puzzlelib):
+	"""From identical param, grad and ms, one step of each kernel agrees within 2 ulp."""
+	pl = puzzlelib
+	rng = np.random.RandomState(3)
+	param, grad = rng.randn(4099).astype(np.float32), rng.randn(4099).astype(np.float32)
+	ms = (rng.randn(4099) ** 2).astype(np.float32)
+
+	from PuzzleLib.Backend.Kernels.ElementWise import rmspropKer as theirKer
+	from puzzlelib_rmsprop.Kernels import rmspropKer as ourKer
+	from puzzlelib_rmsprop.Backend import gpuarray
+
+	theirs = [pl.gpuarray.to_gpu(a) for a in (param, grad, ms)]
+	ours = [gpuarray.to_gpu(a) for a in (param, grad, ms)]
+	theirKer(np.float32)(theirs[0], theirs[1], theirs[2], 1e-3, 0.9, 1e-5)
+	ourKer(np.float32)(ours[0], ours[1], ours[2], 1e-3, 0.9, 1e-5)
+
+	for i in (0, 2):
+		ulps = np.abs(theirs[i].get().view(np.int32).astype(np.int64) - ours[i].get().view(np.int32).astype(np.int64))
+		assert ulps.max() <= 2
+
+
+def test_puzzlelib_calc_test_on_our_kernel(puzzlelib, monkeypatch):
+	"""PuzzleLib's own RMSProp.calcTest, with its kernel swapped for ours: its assertions check our numbers."""
+	import importlib
+	from puzzlelib_rmsprop.Kernels import rmspropKer
+
+	module = importlib.import_module("PuzzleLib.Optimizers.RMSProp")
+	seen = []
+
+	def ourKer(dtype):
+		kernel = rmspropKer(dtype)
+
+		def launch(w, dw, ms, lr, factor, epsilon, stream=None):
+			seen.append(dtype)
+			arrays = [a.data for a in (w, dw, ms)]  # CPUArray -> its NumPy array
+			kernel(*arrays, lr, factor, epsilon)
+		return launch
+
+	monkeypatch.setattr(module, "rmspropKer", ourKer)
+	np.random.seed(0)
+	module.calcTest(np.float32, 1e-5)
+	assert seen == [np.float32]
+
+
+def test_checkpoint_from_puzzlelib_continues_exactly_as_puzzlelib(puzzlelib, tmp_path):
+	pl = puzzlelib
+	path = str(tmp_path / "theirs.hdf")
+
+	theirs = Run(pl, "branchGraph", pl.RMSProp.RMSProp(learnRate=1e-3), False).train(5)
+	theirs.opt.save(path)
+	saved = theirs.history[-1]
+	theirs.train(10)
+
+	for useGlobalState in (False, True):
+		ours = Run(pl, "branchGraph", RMSProp(), useGlobalState)
+		for name, w in saved.items():
+			ours.net.getVar(name).data.set(w)
+		ours.opt.load(path)
+		assert (ours.opt.t, ours.opt.learnRate) == (5, 1e-3)
+		ours.train(10)
+
+		theirs.history, theirs.losses = theirs.history[-10:], theirs.losses[-10:]
+		assertRunsAgree(theirs, ours)
+
+
+def test_puzzlelib_loads_our_checkpoint(puzzlelib, tmp_path):
+	pl = puzzlelib
+	path = str(tmp_path / "ours.hdf")
+
+	ours = Run(pl, "sequential", RMSProp(learnRate=1e-3), True).train(5)
+	ours.opt.save(path)
+	saved = ours.history[-1]
+	ours.train(10)
+
+	theirs = Run(pl, "sequential", pl.RMSProp.RMSProp(), False)
+	for name, w in saved.items():
+		theirs.net.getVar(name).data.set(w)
+	theirs.opt.load(path)
+	assert theirs.opt.t == 5
+	theirs.train(10)
+
+	ours.history, ours.losses = ours.history[-10:], ours.losses[-10:]
+	assertRunsAgree(theirs, ours)
+
+
+def test_puzzlelib_global_state_checkpoint_is_refused_with_the_reason(puzzlelib, tmp_path):
+	pl = puzzlelib
+	path = str(tmp_path / "global.hdf")
+	Run(pl, "sequential", pl.RMSProp.RMSProp(), True).train(1).opt.save(path)
+
+	ours = Run(pl, "sequential", RMSProp(), True)
+	with pytest.raises(OptimizerError, match="PuzzleLib's global-state file, keyed by dtype"):
+		ours.opt.load(path)
