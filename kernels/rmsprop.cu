@@ -32,6 +32,13 @@ rmspropFloat16(const TensorEntry *table, int count, float factor, float epsilon)
 }
 
 
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
+rmspropBfloat16(const TensorEntry *table, int count, float factor, float epsilon)
+{
+	multiTensorApply<__nv_bfloat16>(table, count, RMSPropFunctor{factor, epsilon});
+}
+
+
 /* PuzzleLib's weight decay hook, grad -= rate * param, for one contiguous variable. */
 extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
 weightDecayFloat32(float *grad, const float *param, float rate, long long size)

@@ -52,3 +52,19 @@ def puzzlelib():
 		if os.environ.get("CI"):
 			pytest.fail("PuzzleLib could not be set up in CI: %s" % e)
 		pytest.skip("PuzzleLib unavailable: %s" % e)
+
+
+_KERNEL_REPORT = []
+
+
+@pytest.fixture(scope="session")
+def kernelReport():
+	"""Lines the SASS checks report (registers, vector accesses), printed in the terminal summary."""
+	return _KERNEL_REPORT
+
+
+def pytest_terminal_summary(terminalreporter):
+	if _KERNEL_REPORT:
+		terminalreporter.section("CUDA kernels (static SASS checks)")
+		for line in _KERNEL_REPORT:
+			terminalreporter.write_line(line)

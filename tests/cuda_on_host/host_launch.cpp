@@ -1,0 +1,19 @@
+/* kernels/rmsprop.cu itself, compiled by the host compiler through the shim, with C entry points for ctypes. */
+#include "cuda_host_shim.h"
+#include "rmsprop.cu"
+
+extern "C" void hostRmsprop(int dtype, const TensorEntry *table, int count, float factor, float epsilon,
+							unsigned int grid, unsigned int block)
+{
+	if (dtype == 0)
+		launchOnHost(grid, block, rmspropFloat32, table, count, factor, epsilon);
+	else if (dtype == 1)
+		launchOnHost(grid, block, rmspropFloat16, table, count, factor, epsilon);
+	else
+		launchOnHost(grid, block, rmspropBfloat16, table, count, factor, epsilon);
+}
+
+extern "C" void hostWeightDecay(float *grad, const float *param, float rate, long long size, unsigned int grid, unsigned int block)
+{
+	launchOnHost(grid, block, weightDecayFloat32, grad, param, rate, size);
+}

@@ -1,0 +1,163 @@
+"""kernels/rmsprop.cu executed on the host: the same source the GPU runs, compiled as C++ through
+tests/cuda_on_host/cuda_host_shim.h, every (block, thread) of the grid run in turn. Checks the index math,
+the 128-bit packet path with scalar heads and tails, misaligned tensors, bfloat16 and the multi-tensor table
+(built by the library's own TensorTable code) against the NumPy reference, bit for bit."""
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reference import rmspropStep, weightDecay
+from puzzlelib_rmsprop.Backend.CpuBackend import pointerOf
+from puzzlelib_rmsprop.Backend.kernelSource import kernelDir
+from puzzlelib_rmsprop.Backend.TensorTable import LaunchTable, TensorList, spreadBlocks
+
+HERE = Path(__file__).resolve().parent / "cuda_on_host"
+CUDA_INCLUDE = Path("/usr/local/cuda/include")
+DTYPE_CODES = {"float32": 0, "float16": 1, "bfloat16": 2}
+
+
+@pytest.fixture(scope="module")
+def hostCuda(tmp_path_factory):
+	compiler = shutil.which("g++") or shutil.which("c++")
+	if compiler is None or not (CUDA_INCLUDE / "cuda_fp16.h").is_file():
+		pytest.skip("needs a C++ compiler and the CUDA headers in %s" % CUDA_INCLUDE)
+
+	library = tmp_path_factory.mktemp("hostcuda") / "hostlaunch.so"
+	# -ffp-contract=off mirrors --fmad=false on the device
+	subprocess.run([compiler, "-std=c++17", "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-I", str(CUDA_INCLUDE),
+					"-I", str(kernelDir()), "-I", str(HERE), "-o", str(library), str(HERE / "host_launch.cpp")], check=True)
+
+	lib = ctypes.CDLL(str(library))
+	lib.hostRmsprop.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float,
+								ctypes.c_uint, ctypes.c_uint]
+	lib.hostWeightDecay.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float, ctypes.c_longlong,
+									ctypes.c_uint, ctypes.c_uint]
+	return lib
+
+
+class HostGrid:
+	"""Stands in for the CUDA backend when the tables are built: same spreading of rows over blocks."""
+
+	def __init__(self, grid, block):
+		self.grid, self.block = grid, block
+
+	def prepareTable(self, rows, dtype):
+		spreadBlocks(rows, self.block * 16 // np.dtype(dtype).itemsize, self.grid)
+		return LaunchTable(rows, dtype, rows.__array_interface__["data"][0], grid=self.grid)
+
+	def refreshTable(self, table):
+		pass
+
+
+def toBfloat16Bits(x):
+	"""float32 -> bfloat16 bits, round to nearest even (as __float2bfloat16_rn)."""
+	u = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+	return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def fromBfloat16Bits(bits):
+	return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def storage(dtype):
+	"""(NumPy storage dtype, encode float32 -> stored, decode stored -> float32)."""
+	if dtype == "bfloat16":
+		return np.uint16, toBfloat16Bits, fromBfloat16Bits
+	return np.dtype(dtype), lambda x: np.asarray(x).astype(dtype), lambda x: np.asarray(x).astype(np.float32)
+
+
+def runTable(hostCuda, dtype, tensors, grid, block, learnRates, factor=0.9, epsilon=1e-5):
+	"""tensors: list of (param, grad, ms) stored arrays; updates them in place with one host 'launch'."""
+	lists = [TensorList([t[k] for t in tensors], pointerOf) for k in range(3)]
+	for tl in lists:
+		tl.dtype = np.dtype(np.float16) if dtype == "bfloat16" else np.dtype(dtype)  # same itemsize for table math
+	table = lists[0].launchTable(HostGrid(grid, block), lists[1], lists[2], learnRates)
+	hostCuda.hostRmsprop(DTYPE_CODES[dtype], table.address, len(table.rows), factor, epsilon, grid, block)
+	return table
+
+
+def expected(dtype, param, grad, ms, learnRate, factor=0.9, epsilon=1e-5):
+	_, encode, decode = storage(dtype)
+	p, m = rmspropStep(decode(param), decode(grad), decode(ms), learnRate, factor, epsilon)
+	return encode(p), encode(m)
+
+
+def makeTensor(rng, dtype, size, offsets):
+	"""(param, grad, ms) stored arrays of ``size`` elements, each starting ``offsets[k]`` elements into a buffer."""
+	store, encode, _ = storage(dtype)
+	out = []
+	for k, offset in enumerate(offsets):
+		values = rng.random(size + offset) if k == 2 else rng.standard_normal(size + offset)
+		out.append(np.ascontiguousarray(encode(values.astype(np.float32)).astype(store))[offset:])
+	return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("size", [1, 3, 4, 5, 8, 17, 1000, 4099])
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_one_tensor_any_alignment(hostCuda, dtype, size, offset):
+	rng = np.random.default_rng(size * 10 + offset)
+	tensor = makeTensor(rng, dtype, size, [offset] * 3)
+	want = expected(dtype, *[t.copy() for t in tensor], 1e-2)
+
+	runTable(hostCuda, dtype, [tensor], grid=3, block=32, learnRates=[1e-2])
+	np.testing.assert_array_equal(tensor[0], want[0])
+	np.testing.assert_array_equal(tensor[2], want[1])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_differently_misaligned_pointers_take_the_scalar_path(hostCuda, dtype):
+	rng = np.random.default_rng(9)
+	tensor = makeTensor(rng, dtype, 999, [0, 1, 3])
+	want = expected(dtype, *[t.copy() for t in tensor], 1e-3)
+
+	runTable(hostCuda, dtype, [tensor], grid=2, block=64, learnRates=[1e-3])
+	np.testing.assert_array_equal(tensor[0], want[0])
+	np.testing.assert_array_equal(tensor[2], want[1])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("grid, block", [(1, 1), (1, 256), (5, 32), (64, 256)])
+def test_multi_tensor_table(hostCuda, dtype, grid, block):
+	"""Many tensors of odd sizes and offsets, with per-tensor learnRates, in one launch of different grid shapes."""
+	rng = np.random.default_rng(grid * block)
+	sizes = [1, 0, 7, 64, 129, 3000, 5, 2 ** 12 + 1]
+	tensors = [makeTensor(rng, dtype, n, rng.integers(0, 4, 3) if i % 2 else [i % 4] * 3) for i, n in enumerate(sizes)]
+	rates = [1e-3 * (i + 1) for i in range(len(sizes))]
+	wants = [expected(dtype, *[a.copy() for a in t], lr) for t, lr in zip(tensors, rates)]
+
+	table = runTable(hostCuda, dtype, tensors, grid, block, rates)
+	assert len(table.rows) == len(sizes) - 1, "the empty tensor gets no row"
+	for t, want in zip(tensors, wants):
+		np.testing.assert_array_equal(t[0], want[0])
+		np.testing.assert_array_equal(t[2], want[1])
+
+
+def test_contiguous_rows_merge_and_still_match(hostCuda):
+	"""Views of one buffer with equal learnRates become one row (global state); unequal ones split."""
+	rng = np.random.default_rng(2)
+	flat = makeTensor(rng, "float32", 1000, [0, 0, 0])
+	want = [a.copy() for a in flat]
+	bounds = [0, 10, 333, 334, 1000]
+	rates = [0.01, 0.01, 0.02, 0.02]
+	tensors = [[a[lo:hi] for a in flat] for lo, hi in zip(bounds, bounds[1:])]
+
+	table = runTable(hostCuda, "float32", tensors, 4, 128, rates)
+	assert list(table.rows["size"]) == [333, 667]
+
+	for (lo, hi), lr in zip(zip(bounds, bounds[1:]), rates):
+		p, m = rmspropStep(want[0][lo:hi], want[1][lo:hi], want[2][lo:hi], lr)
+		np.testing.assert_array_equal(flat[0][lo:hi], p)
+		np.testing.assert_array_equal(flat[2][lo:hi], m)
+
+
+def test_weight_decay_kernel(hostCuda):
+	rng = np.random.default_rng(3)
+	grad, param = rng.standard_normal(1001).astype(np.float32), rng.standard_normal(1001).astype(np.float32)
+	want = weightDecay(grad, param, 0.05)
+	hostCuda.hostWeightDecay(grad.ctypes.data, param.ctypes.data, 0.05, grad.size, 3, 64)
+	np.testing.assert_array_equal(grad, want)
