@@ -19,6 +19,14 @@ BLOCKS_PER_SM = 8    # enough resident warps to saturate memory bandwidth
 PACKET_BYTES = 16    # one 128-bit load per thread per iteration
 
 KERNEL_NAMES = {np.dtype(np.float32): "rmspropFloat32", np.dtype(np.float16): "rmspropFloat16"}
+DTYPES = [(np.float32, 1e-5), (np.float16, 1e-2)]
+
+try:  # NumPy has no bfloat16; ml_dtypes' is the one JAX and others use
+	from ml_dtypes import bfloat16
+	KERNEL_NAMES[np.dtype(bfloat16)] = "rmspropBfloat16"
+	DTYPES.append((bfloat16, 1e-1))
+except ImportError:
+	pass
 
 
 def importPycuda():
@@ -110,7 +118,8 @@ class CudaBackend:
 
 	@staticmethod
 	def dtypesSupported():
-		return [(np.float32, 1e-5), (np.float16, 1e-2)]
+		"""float32 and float16, and bfloat16 where ml_dtypes is installed."""
+		return list(DTYPES)
 
 	@staticmethod
 	def pointerOf(ary) -> int:
