@@ -39,6 +39,25 @@ rmspropBfloat16(const TensorEntry *table, int count, float factor, float epsilon
 }
 
 
+/* The benchmark's bandwidth limit: the update's traffic through the same table and packets, without its math. */
+struct TrafficFunctor
+{
+	__device__ __forceinline__ void operator()(float &param, float grad, float &ms, float) const
+	{
+		float old = param;
+		param = ms;
+		ms = old + grad;
+	}
+};
+
+
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
+trafficLimitFloat32(const TensorEntry *table, int count)
+{
+	multiTensorApply<float>(table, count, TrafficFunctor());
+}
+
+
 /* PuzzleLib's weight decay hook, grad -= rate * param, for one contiguous variable. */
 extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
 weightDecayFloat32(float *grad, const float *param, float rate, long long size)

@@ -50,20 +50,50 @@ static void spanFloat16(half_t *restrict param, const half_t *restrict grad, hal
 }
 
 
-static void applySpan(const TensorEntry *e, int dtype, int64_t start, int64_t n, float factor, float epsilon)
+typedef struct { float factor, epsilon; int dtype; } SpanArgs;
+typedef void (*SpanFn)(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args);
+
+
+static void rmspropSpan(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args)
 {
-	if (dtype == RMSPROP_FLOAT32)
+	if (args->dtype == RMSPROP_FLOAT32)
 		spanFloat32((float *)e->param + start, (const float *)e->grad + start, (float *)e->ms + start,
-					n, e->learnRate, factor, epsilon);
+					n, e->learnRate, args->factor, args->epsilon);
 	else
 		spanFloat16((half_t *)e->param + start, (const half_t *)e->grad + start, (half_t *)e->ms + start,
-					n, e->learnRate, factor, epsilon);
+					n, e->learnRate, args->factor, args->epsilon);
 }
 
 
-/* Updates the elements [begin, end) of the table seen as one concatenated array. */
-static void applyRange(const TensorEntry *table, int count, int dtype, int64_t begin, int64_t end,
-					   float factor, float epsilon)
+/* The bandwidth limit: the update's traffic (read param, grad, ms; write param, ms) with no math to speak of. */
+ISA_CLONES static void trafficSpan(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args)
+{
+	(void)args;
+	float *restrict p = (float *)e->param + start, *restrict m = (float *)e->ms + start;
+	const float *restrict g = (const float *)e->grad + start;
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		float old = p[i];
+		p[i] = m[i];
+		m[i] = old + g[i];
+	}
+}
+
+
+/* STREAM's triad, param = grad + s * ms, for reference: counts 12 bytes, moves 16 (write-allocate). */
+ISA_CLONES static void triadSpan(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args)
+{
+	float *restrict a = (float *)e->param + start;
+	const float *restrict b = (const float *)e->grad + start, *restrict c = (const float *)e->ms + start;
+
+	for (int64_t i = 0; i < n; i++)
+		a[i] = b[i] + args->factor * c[i];
+}
+
+
+/* Runs span over the elements [begin, end) of the table seen as one concatenated array. */
+static void applyRange(const TensorEntry *table, int count, int64_t begin, int64_t end, SpanFn span, const SpanArgs *args)
 {
 	int64_t offset = 0;
 
@@ -71,7 +101,7 @@ static void applyRange(const TensorEntry *table, int count, int dtype, int64_t b
 	{
 		int64_t lo = begin > offset ? begin : offset, hi = offset + table[k].size < end ? offset + table[k].size : end;
 		if (lo < hi)
-			applySpan(&table[k], dtype, lo - offset, hi - lo, factor, epsilon);
+			span(&table[k], lo - offset, hi - lo, args);
 
 		offset += table[k].size;
 	}
@@ -88,7 +118,8 @@ int rmspropHostMaxThreads(void)
 }
 
 
-void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads)
+/* Splits the table's elements evenly over the threads (one dtype per call, so evenly by bytes too). */
+static void parallelApply(const TensorEntry *table, int count, SpanFn span, const SpanArgs *args, int threads)
 {
 	int64_t total = 0;
 	for (int k = 0; k < count; k++)
@@ -98,7 +129,7 @@ void rmspropHostApply(const TensorEntry *table, int count, int dtype, float fact
 		threads = rmspropHostMaxThreads();
 	if (total < PARALLEL_MIN_ELEMENTS || threads < 2)
 	{
-		applyRange(table, count, dtype, 0, total, factor, epsilon);
+		applyRange(table, count, 0, total, span, args);
 		return;
 	}
 
@@ -108,9 +139,23 @@ void rmspropHostApply(const TensorEntry *table, int count, int dtype, float fact
 		int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
 		int64_t begin = (total * t / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
 		int64_t end = t == nt - 1 ? total : (total * (t + 1) / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
-		applyRange(table, count, dtype, begin, end, factor, epsilon);
+		applyRange(table, count, begin, end, span, args);
 	}
 #else
-	applyRange(table, count, dtype, 0, total, factor, epsilon);
+	applyRange(table, count, 0, total, span, args);
 #endif
+}
+
+
+void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads)
+{
+	SpanArgs args = {factor, epsilon, dtype};
+	parallelApply(table, count, rmspropSpan, &args, threads);
+}
+
+
+void rmspropHostTraffic(const TensorEntry *table, int count, int kind, int threads)
+{
+	SpanArgs args = {1.0001f, 0.0f, RMSPROP_FLOAT32};
+	parallelApply(table, count, kind == RMSPROP_TRAFFIC_TRIAD ? triadSpan : trafficSpan, &args, threads);
 }

@@ -11,4 +11,9 @@ void rmspropHostApply(const TensorEntry *table, int count, int dtype, float fact
 
 int rmspropHostMaxThreads(void);
 
+/* Benchmark references over the same table and threads, float32: the update's memory traffic without its
+   math (RMSPROP_TRAFFIC_LIMIT), or STREAM's triad (RMSPROP_TRAFFIC_TRIAD). They overwrite the tensors. */
+enum { RMSPROP_TRAFFIC_LIMIT = 0, RMSPROP_TRAFFIC_TRIAD = 1 };
+void rmspropHostTraffic(const TensorEntry *table, int count, int kind, int threads);
+
 #endif

@@ -3,8 +3,6 @@
 Memoized per dtype (and backend). ``param``, ``grad`` and ``ms`` are either three arrays (one tensor) or three
 TensorLists (one launch for all of them, with one learnRate per tensor).
 """
-from functools import lru_cache
-
 import numpy as np
 
 from .Backend import getBackend
@@ -16,8 +14,7 @@ def asTensorList(tensors, backend) -> TensorList:
 	return tensors if isinstance(tensors, TensorList) else TensorList([tensors], backend.pointerOf)
 
 
-@lru_cache(maxsize=None)
-def _rmspropKer(dtype: np.dtype, backend):
+def _makeRmspropKer(dtype: np.dtype, backend):
 	def rmsprop(param, grad, ms, learnRate, factor, epsilon, stream=None):
 		params = asTensorList(param, backend)
 		if params.dtype != dtype:
@@ -29,12 +26,19 @@ def _rmspropKer(dtype: np.dtype, backend):
 	return rmsprop
 
 
+_kernels = {}
+
+
 def rmspropKer(dtype):
-	"""The fused RMSProp update for ``dtype`` (float32 or float16) on the current backend."""
-	dtype = np.dtype(dtype)
+	"""The fused RMSProp update for ``dtype`` (float32 or float16) on the current backend, memoized."""
 	backend = getBackend()
+	kernel = _kernels.get((dtype, backend))
 
-	if dtype.type not in [d for d, _ in backend.dtypesSupported()]:
-		raise OptimizerError("RMSProp supports float32 and float16 tensors, not %s" % dtype)
+	if kernel is None:
+		normalized = np.dtype(dtype)
+		if normalized not in [np.dtype(d) for d, _ in backend.dtypesSupported()]:
+			raise OptimizerError("RMSProp supports %s tensors, not %s" % (
+				", ".join(str(np.dtype(d)) for d, _ in backend.dtypesSupported()), normalized))
+		kernel = _kernels[(dtype, backend)] = _makeRmspropKer(normalized, backend)
 
-	return _rmspropKer(dtype, backend)
+	return kernel

@@ -9,6 +9,7 @@ A subclass overrides only ``setupState(var)`` and ``updateVar(var, state, stream
 """
 import logging
 from collections import OrderedDict
+from operator import attrgetter
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
@@ -21,6 +22,7 @@ from .Errors import OptimizerError
 from .Variable import Variable
 
 logger = logging.getLogger("puzzlelib_rmsprop")
+_learnRate = attrgetter("learnRate")
 
 
 class MultiVariable:
@@ -42,7 +44,7 @@ class VariableGroup:
 	def launch(self, backend):
 		"""(MultiVariable, state of TensorLists) over the variables whose multiplier is > 0, as in PuzzleLib;
 		rebuilt only when a multiplier changes."""
-		multipliers = [var.learnRate for var in self.variables]
+		multipliers = list(map(_learnRate, self.variables))
 
 		if multipliers != self._multipliers:
 			active = [i for i, m in enumerate(multipliers) if m > 0.0]

@@ -44,7 +44,7 @@ def cubin(request, tmp_path_factory):
 		capture_output=True, text=True
 	)
 	assert result.returncode == 0, result.stderr
-	for kernel in RMSPROP_KERNELS + ("weightDecayFloat32", ):
+	for kernel in RMSPROP_KERNELS + ("weightDecayFloat32", "trafficLimitFloat32"):
 		assert "Compiling entry function '%s'" % kernel in result.stderr
 	return request.param, path
 
@@ -76,7 +76,7 @@ def test_sass_uses_128_bit_global_accesses_and_no_local_memory(cubin, kernelRepo
 	arch, path = cubin
 	kernels, registers, localBytes = sassByKernel(path)
 
-	for name in RMSPROP_KERNELS:
+	for name in RMSPROP_KERNELS + ("trafficLimitFloat32", ):
 		ops = kernels[name]
 		loads128 = [op for op in ops if op.startswith("LDG.E.128")]
 		stores128 = [op for op in ops if op.startswith("STG.E.128")]

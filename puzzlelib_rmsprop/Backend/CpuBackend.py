@@ -69,6 +69,18 @@ def hostView(ary) -> np.ndarray:
 	return ary if isinstance(ary, np.ndarray) else ary.data
 
 
+def cpuModel() -> str:
+	"""The processor's marketing name where Linux tells it, else the architecture."""
+	try:
+		with open("/proc/cpuinfo") as f:
+			for line in f:
+				if line.startswith("model name"):
+					return line.split(":", 1)[1].strip()
+	except OSError:
+		pass
+	return platform.processor() or platform.machine()
+
+
 class CpuBackend:
 	"""Runs the update through the C extension, one call per dtype per step."""
 
@@ -86,7 +98,7 @@ class CpuBackend:
 
 		self.kernels = _cpukernels
 		self.deviceName = "%s, %d threads%s" % (
-			platform.processor() or platform.machine(), _cpukernels.maxThreads(),
+			cpuModel(), _cpukernels.maxThreads(),
 			"" if _cpukernels.openmp() else " (built without OpenMP)"
 		)
 
@@ -108,7 +120,7 @@ class CpuBackend:
 	@staticmethod
 	def prepareTable(rows: np.ndarray, dtype) -> LaunchTable:
 		"""The table as the kernels read it: on the CPU, the NumPy rows themselves."""
-		return LaunchTable(rows, dtype, address=rows.__array_interface__["data"][0])
+		return LaunchTable(rows, dtype, address=rows.__array_interface__["data"][0], code=DTYPE_CODES[np.dtype(dtype)])
 
 	@staticmethod
 	def refreshTable(table: LaunchTable) -> None:
@@ -117,9 +129,14 @@ class CpuBackend:
 	def rmsprop(self, table: LaunchTable, factor: float, epsilon: float, stream=None) -> None:
 		"""Applies RMSProp to every row of ``table``."""
 		self.kernels.rmsprop(
-			table.address, len(table.rows), DTYPE_CODES[np.dtype(table.dtype)],
+			table.address, len(table.rows), table.code,
 			float(factor), float(epsilon), int(Config.cpuThreads)
 		)
+
+	def traffic(self, table: LaunchTable, kind: int = 0) -> None:
+		"""Benchmark references over ``table`` (float32), same threads as the update: the update's traffic
+		without its math (kind 0) or STREAM's triad (kind 1). They overwrite the tensors."""
+		self.kernels.traffic(table.address, len(table.rows), kind, int(Config.cpuThreads))
 
 	@staticmethod
 	def weightDecay(grad, param, rate: float, stream=None) -> None:

@@ -174,6 +174,12 @@ class CudaBackend:
 			np.float32(factor), np.float32(epsilon)
 		)
 
+	def traffic(self, table: LaunchTable, stream=None) -> None:
+		"""Benchmark reference: the update's memory traffic over ``table`` (float32) without its math."""
+		if len(table.rows) > 0:
+			kernel = self.kernel("trafficLimitFloat32", "Pi")
+			kernel.prepared_async_call((table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows))
+
 	def weightDecay(self, grad, param, rate: float, stream=None) -> None:
 		"""grad -= rate * param on the device (PuzzleLib's weightDecayKer)."""
 		kernel = self.kernel("weightDecayFloat32", "PPfq")

@@ -26,8 +26,9 @@ class LaunchTable:
 	"""Rows ready for a launch: ``address`` is where the kernel reads them (host or device memory);
 	``keepAlive`` holds that memory; ``grid`` is the CUDA grid size (1 on the CPU)."""
 
-	def __init__(self, rows: np.ndarray, dtype, address: int, keepAlive: Any = None, grid: int = 1):
+	def __init__(self, rows: np.ndarray, dtype, address: int, keepAlive: Any = None, grid: int = 1, code: int = 0):
 		self.rows, self.dtype, self.address, self.keepAlive, self.grid = rows, np.dtype(dtype), address, keepAlive, grid
+		self.code = code  # the backend's dtype code, looked up once
 
 
 class TensorList:
@@ -40,7 +41,7 @@ class TensorList:
 		self.dtype = np.dtype(self.arrays[0].dtype) if self.arrays else np.dtype(np.float32)
 		self.pointers = [pointerOf(ary) for ary in self.arrays]
 		self.sizes = [int(ary.size) for ary in self.arrays]
-		self._table, self._rowStarts, self._sameAsPrevious = None, None, None
+		self._table, self._rowStarts, self._sameAsPrevious, self._key = None, None, None, None
 
 	def __len__(self) -> int:
 		return len(self.arrays)
@@ -71,19 +72,24 @@ class TensorList:
 		return table
 
 	def launchTable(self, backend, grads: "TensorList", mss: "TensorList", learnRates) -> LaunchTable:
-		"""The launch table for these tensors with per-tensor step sizes ``learnRates`` (float32 per tensor)."""
-		learnRates = np.broadcast_to(np.asarray(learnRates, dtype=np.float64).astype(np.float32), (len(self), ))
-		same = learnRates[1:] == learnRates[:-1]
-
-		if self._table is None or not np.array_equal(same, self._sameAsPrevious):
-			rows = self._rows(grads, mss, learnRates)
-			rows["learnRate"] = learnRates[self._rowStarts]
-			self._table, self._sameAsPrevious = backend.prepareTable(rows, self.dtype), same
+		"""The launch table for these tensors with per-tensor step sizes ``learnRates`` (scalar or one per tensor,
+		rounded to float32 as PuzzleLib passes them). Unchanged rates cost one bytes comparison: the hot path."""
+		rates = np.asarray(learnRates, dtype=np.float64)
+		key = rates.tobytes()
+		if key == self._key:
 			return self._table
 
-		rowRates = learnRates[self._rowStarts]
-		if not np.array_equal(rowRates, self._table.rows["learnRate"]):
-			self._table.rows["learnRate"] = rowRates
+		rates32 = np.broadcast_to(rates.astype(np.float32), (len(self), ))
+		same = rates32[1:] == rates32[:-1]
+
+		if self._table is None or not np.array_equal(same, self._sameAsPrevious):
+			rows = self._rows(grads, mss, rates32)
+			rows["learnRate"] = rates32[self._rowStarts]
+			self._table, self._sameAsPrevious = backend.prepareTable(rows, self.dtype), same
+		else:
+			# a new learning rate (a schedule) with the same grouping: rewrite the column in place
+			self._table.rows["learnRate"] = rates32[self._rowStarts]
 			backend.refreshTable(self._table)
 
+		self._key = key
 		return self._table

@@ -37,6 +37,28 @@ static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 }
 
 
+static PyObject *traffic(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	if (nargs != 4)
+	{
+		PyErr_SetString(PyExc_TypeError, "traffic(tableAddress, count, kind, threads) takes 4 arguments");
+		return NULL;
+	}
+
+	void *table = PyLong_AsVoidPtr(args[0]);
+	long count = PyLong_AsLong(args[1]), kind = PyLong_AsLong(args[2]), threads = PyLong_AsLong(args[3]);
+	if (PyErr_Occurred())
+		return NULL;
+
+	Py_BEGIN_ALLOW_THREADS
+	rmspropHostTraffic((const TensorEntry *)table, (int)count, (int)kind, (int)threads);
+	Py_END_ALLOW_THREADS
+
+	Py_RETURN_NONE;
+}
+
+
 static PyObject *maxThreads(PyObject *self, PyObject *unused)
 {
 	(void)self; (void)unused;
@@ -57,6 +79,8 @@ static PyObject *openmp(PyObject *self, PyObject *unused)
 
 static PyMethodDef methods[] = {
 	{"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_FASTCALL, "Apply RMSProp to every row of a tensor table."},
+	{"traffic", (PyCFunction)(void (*)(void))traffic, METH_FASTCALL,
+	 "Benchmark reference: the update's traffic without math (kind 0) or STREAM's triad (kind 1), float32."},
 	{"maxThreads", maxThreads, METH_NOARGS, "Threads the kernels use by default."},
 	{"openmp", openmp, METH_NOARGS, "Whether the kernels were built with OpenMP."},
 	{NULL, NULL, 0, NULL}

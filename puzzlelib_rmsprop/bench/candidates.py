@@ -1,0 +1,148 @@
+"""The contenders, each built over a list of shapes: a zero-argument callable doing one update step."""
+from typing import Callable, List, NamedTuple, Optional
+
+import numpy as np
+
+from ..Backend.TensorTable import TensorList
+from ..Modules.Module import Module
+from ..RMSProp import RMSProp
+from ..Variable import Variable
+from .puzzlelibPeer import importCpuPuzzleLib
+from .workloads import Shape, elements
+
+LEARN_RATE, FACTOR, EPSILON = 1e-3, 0.9, 1e-5
+
+
+class Candidate(NamedTuple):
+	name: str
+	step: Callable[[], None]
+	bytesPerElement: int  # bytes one element's step moves (20 for float32 RMSProp: 3 reads, 2 writes)
+
+
+def _host(shapes: List[Shape], seed: int, positive: bool = False) -> List[np.ndarray]:
+	rng = np.random.default_rng(seed)
+	return [(rng.random(s) if positive else rng.standard_normal(s)).astype(np.float32) for s in shapes]
+
+
+def ours(backend, shapes: List[Shape], useGlobalState: bool) -> Candidate:
+	"""The optimizer's public update(), Python overhead included."""
+	module = Module("bench")
+	for i, (data, grad) in enumerate(zip(_host(shapes, 1), _host(shapes, 2))):
+		var = Variable(backend.to_gpu(data))
+		var.grad.set(grad)
+		module.setVar("p%04d" % i, var)
+
+	optimizer = RMSProp(learnRate=LEARN_RATE, factor=FACTOR, epsilon=EPSILON)
+	optimizer.setupOn(module, useGlobalState=useGlobalState)
+	return Candidate("ours (%s)" % ("global" if useGlobalState else "local"), optimizer.update, 20)
+
+
+def oursKernel(backend, shapes: List[Shape]) -> Candidate:
+	"""The bare kernel entry (rmspropKer) over one packed buffer: what PuzzleLib's kernel is compared with."""
+	from ..Kernels import rmspropKer
+
+	n = elements(shapes)
+	arrays = [backend.to_gpu(a) for a in _host([(n, )] * 3, 4, positive=True)]
+	lists = [TensorList([a], backend.pointerOf) for a in arrays]
+	kernel = rmspropKer(np.float32)
+	return Candidate("ours kernel (rmspropKer)", lambda: kernel(*lists, LEARN_RATE, FACTOR, EPSILON), 20)
+
+
+def _flatTable(backend, shapes: List[Shape]):
+	n = elements(shapes)
+	arrays = [backend.to_gpu(a) for a in _host([(n, )] * 3, 3, positive=True)]
+	lists = [TensorList([a], backend.pointerOf) for a in arrays]
+	return lists[0].launchTable(backend, lists[1], lists[2], [1.0]), arrays
+
+
+def limit(backend, shapes: List[Shape]) -> Candidate:
+	"""Read param, grad, ms and write param, ms with no math: same table, launch and threads as our update."""
+	table, arrays = _flatTable(backend, shapes)
+	return Candidate("limit (same traffic, no math)", lambda keep=arrays: backend.traffic(table), 20)
+
+
+def triad(backend, shapes: List[Shape]) -> Optional[Candidate]:
+	"""STREAM's a = b + s*c, counted as STREAM counts it (12 bytes; it really moves 16 with write-allocate)."""
+	if backend.name != "cpu":
+		return None
+	table, arrays = _flatTable(backend, shapes)
+	return Candidate("STREAM triad (12 B counted)", lambda keep=arrays: backend.traffic(table, kind=1), 12)
+
+
+def naiveNumpy(backend, shapes: List[Shape]) -> Optional[Candidate]:
+	"""The textbook NumPy loop over tensors, allocating temporaries."""
+	if backend.name != "cpu":
+		return None
+	params, grads, mss = _host(shapes, 1), _host(shapes, 2), [np.zeros(s, np.float32) for s in shapes]
+
+	def step():
+		for i, g in enumerate(grads):
+			mss[i] = FACTOR * mss[i] + (1 - FACTOR) * g * g
+			params[i] = params[i] + LEARN_RATE * g / (np.sqrt(mss[i]) + EPSILON)
+
+	return Candidate("naive NumPy", step, 20)
+
+
+def torchRMSprop(backend, shapes: List[Shape], foreach: bool) -> Optional[Candidate]:
+	"""torch.optim.RMSprop with the same hyperparameters, on the backend's device."""
+	try:
+		import torch
+	except ImportError:
+		return None
+
+	device = "cuda" if backend.name == "cuda" else "cpu"
+	if device == "cuda" and not torch.cuda.is_available():
+		return None
+
+	params = [torch.nn.Parameter(torch.from_numpy(a).to(device)) for a in _host(shapes, 1)]
+	for p, g in zip(params, _host(shapes, 2)):
+		p.grad = torch.from_numpy(g).to(device)
+	optimizer = torch.optim.RMSprop(params, lr=LEARN_RATE, alpha=FACTOR, eps=EPSILON, foreach=foreach)
+
+	def step():
+		optimizer.step()
+		if device == "cuda":
+			torch.cuda.synchronize()
+
+	return Candidate("torch %s (foreach=%s)" % (torch.__version__, foreach), step, 20)
+
+
+def puzzlelibOptimizer(backend, shapes: List[Shape]) -> Optional[Candidate]:
+	"""PuzzleLib 1.0.3's own RMSProp.update() in global state, Python overhead included: our update()'s peer."""
+	if backend.name != "cpu":
+		return None
+	puzzlelib = importCpuPuzzleLib()
+	if puzzlelib is None:
+		return None
+
+	from PuzzleLib.Optimizers.RMSProp import RMSProp as PuzzleLibRMSProp
+	from PuzzleLib.Variable import Variable as PuzzleLibVariable
+
+	_, gpuarray, _ = puzzlelib
+	module = Module("bench")
+	for i, (data, grad) in enumerate(zip(_host(shapes, 1), _host(shapes, 2))):
+		module.setVar("p%04d" % i, PuzzleLibVariable(gpuarray.to_gpu(data), grad=gpuarray.to_gpu(grad)))
+
+	optimizer = PuzzleLibRMSProp(learnRate=LEARN_RATE, factor=FACTOR, epsilon=EPSILON)
+	optimizer.setupOn(module, useGlobalState=True)
+	return Candidate("PuzzleLib 1.0.3 update() (global)", optimizer.update, 20)
+
+
+def puzzlelibKernel(backend, shapes: List[Shape], packed: bool) -> Optional[Candidate]:
+	"""PuzzleLib 1.0.3's CPU rmspropKer: one call on a packed buffer (its global state) or one per tensor (local)."""
+	if backend.name != "cpu":
+		return None
+	puzzlelib = importCpuPuzzleLib()
+	if puzzlelib is None:
+		return None
+
+	_, gpuarray, rmspropKer = puzzlelib
+	kernel = rmspropKer(np.float32)
+	layout = [(elements(shapes), )] if packed else shapes
+	tensors = list(zip(*(map(gpuarray.to_gpu, _host(layout, seed, positive=seed == 3)) for seed in (1, 2, 3))))
+
+	def step():
+		for p, g, m in tensors:
+			kernel(p, g, m, LEARN_RATE, FACTOR, EPSILON)
+
+	return Candidate("PuzzleLib 1.0.3 kernel (%s)" % ("global" if packed else "local"), step, 20)

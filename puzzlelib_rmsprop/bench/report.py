@@ -1,0 +1,94 @@
+"""The benchmark's outputs: a table of ratios, results.json, bandwidth.png, and the README targets checked."""
+import json
+from pathlib import Path
+from typing import Dict, List
+
+LIMIT = "limit (same traffic, no math)"
+OURS_GLOBAL, OURS_LOCAL, OURS_KERNEL = "ours (global)", "ours (local)", "ours kernel (rmspropKer)"
+
+
+def _fastest(results: Dict, prefix: str):
+	times = [r["seconds"] for name, r in results.items() if name.startswith(prefix)]
+	return min(times) if times else None
+
+
+def targets(workloads: List[Dict], backend: str) -> List[Dict]:
+	"""The issue's targets, each with the measured value (a ratio) and whether it is met in this run."""
+	out = []
+
+	def add(what, value, goal):
+		if value is not None:
+			out.append({"target": what, "measured": round(value, 3), "goal": goal, "met": value >= goal})
+
+	for w in workloads:
+		r = w["results"]
+		ours = r.get(OURS_GLOBAL, {}).get("seconds")
+		if ours is None:
+			continue
+		limitShare = r[LIMIT]["seconds"] / ours if LIMIT in r else None
+		torch = _fastest(r, "torch")
+
+		if w["kind"] == "single":
+			big = w["elements"] >= (1e7 if backend == "cpu" else 2 ** 24)
+			if big:
+				add("%s: share of the same-traffic limit" % w["name"], limitShare, 0.9)
+			if backend == "cpu" and w["elements"] == 10 ** 7 and torch:
+				add("%s: times faster than torch.optim.RMSprop" % w["name"], torch / ours, 5.0)
+			kernel, puzzlelib = r.get(OURS_KERNEL, {}).get("seconds"), _fastest(r, "PuzzleLib 1.0.3 kernel")
+			if puzzlelib and kernel:
+				add("%s: our kernel, times faster than PuzzleLib's kernel" % w["name"], puzzlelib / kernel, 1.0)
+		elif w["kind"] == "resnet50" and torch:
+			add("%s: times faster than torch.optim.RMSprop" % w["name"], torch / ours, 2.5 if backend == "cpu" else 1.5)
+		elif w["kind"] == "small" and OURS_LOCAL in r:
+			add("%s: global time / local time (>= 1/1.5)" % w["name"], ours / r[OURS_LOCAL]["seconds"], 1 / 1.5)
+
+	return out
+
+
+def table(workloads: List[Dict]) -> str:
+	lines = ["%-22s %-36s %10s %9s %9s %9s" % ("workload", "candidate", "ms/step", "GB/s", "of limit", "ours is")]
+	for w in workloads:
+		r = w["results"]
+		limit = r.get(LIMIT, {}).get("seconds")
+		ours = r.get(OURS_GLOBAL, {}).get("seconds")
+		for name, m in r.items():
+			share = "%8.0f%%" % (100 * limit / m["seconds"]) if limit and m["bytesPerElement"] == 20 else "%9s" % "-"
+			speed = "%8.1fx" % (m["seconds"] / ours) if ours and not name.startswith("ours") and name != LIMIT else "%9s" % "-"
+			lines.append("%-22s %-36s %10.3f %9.1f %s %s" % (w["name"], name, 1e3 * m["seconds"], m["gbps"], share, speed))
+		lines.append("")
+	return "\n".join(lines)
+
+
+def plot(workloads: List[Dict], path: Path, title: str) -> bool:
+	"""GB/s against N for the single-tensor runs, the limit drawn bold; False if matplotlib is missing."""
+	try:
+		import matplotlib
+		matplotlib.use("Agg")
+		import matplotlib.pyplot as plt
+	except ImportError:
+		return False
+
+	single = [w for w in workloads if w["kind"] == "single"]
+	names = list(dict.fromkeys(name for w in single for name in w["results"]))
+
+	fig, ax = plt.subplots(figsize=(9, 5.5))
+	for name in names:
+		points = [(w["elements"], w["results"][name]["gbps"]) for w in single if name in w["results"]]
+		style = dict(color="black", linewidth=3, linestyle="--") if name == LIMIT else dict(marker="o")
+		ax.plot(*zip(*points), label=name, **style)
+
+	ax.set_xscale("log")
+	ax.set_xlabel("parameters in one tensor (N)")
+	ax.set_ylabel("effective GB/s (20 bytes per parameter; triad: 12)")
+	ax.set_title(title, fontsize=9)
+	ax.grid(True, which="both", alpha=0.3)
+	ax.legend(fontsize=8)
+	fig.tight_layout()
+	fig.savefig(path, dpi=120)
+	plt.close(fig)
+	return True
+
+
+def write(results: Dict, out: Path) -> None:
+	out.mkdir(parents=True, exist_ok=True)
+	(out / "results.json").write_text(json.dumps(results, indent=1))

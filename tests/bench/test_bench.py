@@ -1,0 +1,53 @@
+"""The benchmark runs and writes its outputs (a functional check: no timing is asserted), and its reference
+kernels do what they claim."""
+import json
+
+import numpy as np
+
+from puzzlelib_rmsprop.Backend import getBackend
+from puzzlelib_rmsprop.Backend.TensorTable import TensorList
+from puzzlelib_rmsprop.bench import workloads
+from puzzlelib_rmsprop.bench.__main__ import main
+
+
+def test_resnet50_parameter_list():
+	shapes = workloads.resnet50()
+	assert len(shapes) == 161 and workloads.elements(shapes) == 25_557_032
+
+
+def test_bench_writes_table_json_and_plot(tmp_path, capsys):
+	main(["--quick", "--repeats", "1", "--max-elements", "1e5", "--out", str(tmp_path)])
+
+	results = json.loads((tmp_path / "results.json").read_text())
+	names = [w["name"] for w in results["workloads"]]
+	assert names == ["N=1e+03", "N=1e+04", "N=1e+05"]
+	for w in results["workloads"]:
+		for candidate in ("ours (global)", "ours kernel (rmspropKer)", "limit (same traffic, no math)", "naive NumPy"):
+			assert w["results"][candidate]["seconds"] > 0
+	assert (tmp_path / "bandwidth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+	printed = capsys.readouterr().out
+	assert "of limit" in printed and "limit (same traffic, no math)" in printed
+
+
+def table(arrays):
+	backend = getBackend()
+	lists = [TensorList([a], backend.pointerOf) for a in arrays]
+	return backend, lists[0].launchTable(backend, lists[1], lists[2], [1.0])
+
+
+def test_traffic_limit_reads_three_writes_two():
+	rng = np.random.default_rng(0)
+	host = [rng.standard_normal(100_003).astype(np.float32) for _ in range(3)]
+	arrays = [getBackend().to_gpu(h) for h in host]
+	backend, t = table(arrays)
+
+	backend.traffic(t, kind=0)
+	np.testing.assert_array_equal(arrays[0].get(), host[2])
+	np.testing.assert_array_equal(arrays[2].get(), host[0] + host[1])
+	np.testing.assert_array_equal(arrays[1].get(), host[1])
+
+	arrays = [getBackend().to_gpu(h) for h in host]
+	backend, t = table(arrays)
+	backend.traffic(t, kind=1)
+	np.testing.assert_array_equal(arrays[0].get(), host[1] + np.float32(1.0001) * host[2])
