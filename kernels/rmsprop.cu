@@ -39,6 +39,30 @@ rmspropBfloat16(const TensorEntry *table, int count, float factor, float epsilon
 }
 
 
+/* Sets *flag if any grad of the table is inf or NaN (skipNonFinite); reads the grads only. */
+template <typename T>
+__device__ __forceinline__ void flagNonFinite(const TensorEntry *table, int count, int *flag)
+{
+	long long nthreads = (long long)gridDim.x * blockDim.x;
+	bool found = false;
+
+	for (int k = 0; k < count; k++)
+	{
+		const T *grad = (const T *)table[k].grad;
+		for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < table[k].size; i += nthreads)
+			found |= !isfinite(Packet<T>::load(grad[i]));
+	}
+
+	if (found)
+		*flag = 1;
+}
+
+
+extern "C" __global__ void nonFiniteFloat32(const TensorEntry *table, int count, int *flag) { flagNonFinite<float>(table, count, flag); }
+extern "C" __global__ void nonFiniteFloat16(const TensorEntry *table, int count, int *flag) { flagNonFinite<__half>(table, count, flag); }
+extern "C" __global__ void nonFiniteBfloat16(const TensorEntry *table, int count, int *flag) { flagNonFinite<__nv_bfloat16>(table, count, flag); }
+
+
 /* The benchmark's bandwidth limit: the update's traffic through the same table and packets, without its math. */
 struct TrafficFunctor
 {

@@ -50,7 +50,7 @@ static void spanFloat16(half_t *restrict param, const half_t *restrict grad, hal
 }
 
 
-typedef struct { float factor, epsilon; int dtype; } SpanArgs;
+typedef struct { float factor, epsilon; int dtype; int *nonFinite; } SpanArgs;
 typedef void (*SpanFn)(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args);
 
 
@@ -89,6 +89,32 @@ ISA_CLONES static void triadSpan(const TensorEntry *e, int64_t start, int64_t n,
 
 	for (int64_t i = 0; i < n; i++)
 		a[i] = b[i] + args->factor * c[i];
+}
+
+
+/* Sets *args->nonFinite if a grad holds inf or NaN: all exponent bits set, tested on the bits so it vectorizes. */
+ISA_CLONES static void nonFiniteSpan(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args)
+{
+	int found = 0;
+
+	if (args->dtype == RMSPROP_FLOAT32)
+	{
+		const uint32_t *restrict g = (const uint32_t *)e->grad + start;
+		for (int64_t i = 0; i < n; i++)
+			found |= (g[i] & 0x7f800000u) == 0x7f800000u;
+	}
+	else
+	{
+		const uint16_t *restrict g = (const uint16_t *)e->grad + start;
+		for (int64_t i = 0; i < n; i++)
+			found |= (g[i] & 0x7c00u) == 0x7c00u;
+	}
+
+	if (found)
+	{
+		#pragma omp atomic write
+		*args->nonFinite = 1;
+	}
 }
 
 
@@ -149,13 +175,22 @@ static void parallelApply(const TensorEntry *table, int count, SpanFn span, cons
 
 void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads)
 {
-	SpanArgs args = {factor, epsilon, dtype};
+	SpanArgs args = {factor, epsilon, dtype, NULL};
 	parallelApply(table, count, rmspropSpan, &args, threads);
 }
 
 
 void rmspropHostTraffic(const TensorEntry *table, int count, int kind, int threads)
 {
-	SpanArgs args = {1.0001f, 0.0f, RMSPROP_FLOAT32};
+	SpanArgs args = {1.0001f, 0.0f, RMSPROP_FLOAT32, NULL};
 	parallelApply(table, count, kind == RMSPROP_TRAFFIC_TRIAD ? triadSpan : trafficSpan, &args, threads);
+}
+
+
+int rmspropHostNonFinite(const TensorEntry *table, int count, int dtype, int threads)
+{
+	int nonFinite = 0;
+	SpanArgs args = {0.0f, 0.0f, dtype, &nonFinite};
+	parallelApply(table, count, nonFiniteSpan, &args, threads);
+	return nonFinite;
 }

@@ -11,6 +11,9 @@ void rmspropHostApply(const TensorEntry *table, int count, int dtype, float fact
 
 int rmspropHostMaxThreads(void);
 
+/* 1 if any grad in the table is inf or NaN (reads the grads only), else 0. */
+int rmspropHostNonFinite(const TensorEntry *table, int count, int dtype, int threads);
+
 /* Benchmark references over the same table and threads, float32: the update's memory traffic without its
    math (RMSPROP_TRAFFIC_LIMIT), or STREAM's triad (RMSPROP_TRAFFIC_TRIAD). They overwrite the tensors. */
 enum { RMSPROP_TRAFFIC_LIMIT = 0, RMSPROP_TRAFFIC_TRIAD = 1 };

@@ -52,7 +52,7 @@ def save(hdf, name: str, attrs: Dict, states: Dict) -> None:
 		raise
 
 
-def _read(hdf, name: str, attrs: Dict, states: Dict) -> Tuple[Dict, Dict]:
+def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict) -> Tuple[Dict, Dict]:
 	problems, newAttrs, newStates, stateGrp = [], {}, {}, {}
 
 	attrGrp = hdf.get(name + ".attrs")
@@ -63,6 +63,8 @@ def _read(hdf, name: str, attrs: Dict, states: Dict) -> Tuple[Dict, Dict]:
 				continue
 			try:
 				newAttrs[attrName] = type(attrs[attrName])(np.array(ds))
+				if attrName in rules:
+					rules[attrName].check("checkpoint", attrName, newAttrs[attrName])
 			except (TypeError, ValueError) as e:
 				problems.append("attribute %r: %s" % (attrName, e))
 
@@ -102,11 +104,21 @@ def _read(hdf, name: str, attrs: Dict, states: Dict) -> Tuple[Dict, Dict]:
 	return newAttrs, newStates
 
 
-def load(hdf, name: str, attrs: Dict, states: Dict) -> Tuple[Dict, Dict]:
-	"""(attrs, states) read from ``hdf`` (a path or an open h5py File/Group), checked against the optimizer's;
-	an OptimizerError lists every mismatch."""
+def _readChecked(f, name: str, attrs: Dict, states: Dict, rules: Dict) -> Tuple[Dict, Dict]:
+	"""_read, with whatever a damaged file makes h5py raise turned into an OptimizerError."""
+	try:
+		return _read(f, name, attrs, states, rules)
+	except OptimizerError:
+		raise
+	except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+		raise OptimizerError("checkpoint %s is unreadable: %s: %s" % (getattr(f, "filename", f), type(e).__name__, e)) from e
+
+
+def load(hdf, name: str, attrs: Dict, states: Dict, rules: Dict) -> Tuple[Dict, Dict]:
+	"""(attrs, states) read from ``hdf`` (a path or an open h5py File/Group), checked against the optimizer's
+	attributes, states and hyperparameter ``rules``; an OptimizerError lists every mismatch."""
 	if not isinstance(hdf, (str, os.PathLike)):
-		return _read(hdf, name, attrs, states)
+		return _readChecked(hdf, name, attrs, states, rules)
 
 	try:
 		f = h5py.File(os.fspath(hdf), "r")
@@ -114,9 +126,4 @@ def load(hdf, name: str, attrs: Dict, states: Dict) -> Tuple[Dict, Dict]:
 		raise OptimizerError("cannot open checkpoint %s as HDF5: %s" % (os.fspath(hdf), e)) from e
 
 	with f:
-		try:
-			return _read(f, name, attrs, states)
-		except OptimizerError:
-			raise
-		except (OSError, KeyError, ValueError, RuntimeError) as e:
-			raise OptimizerError("checkpoint %s is unreadable: %s" % (os.fspath(hdf), e)) from e
+		return _readChecked(f, name, attrs, states, rules)

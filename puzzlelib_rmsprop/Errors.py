@@ -6,5 +6,9 @@ class OptimizerError(ValueError):
 	The message names the variable and the problem; nothing has been changed when it is raised."""
 
 
+class OptimizerTypeError(OptimizerError, TypeError):
+	"""An OptimizerError about a type: a dtype, an array kind, a hyperparameter that is not a number."""
+
+
 class BackendError(RuntimeError):
 	"""A backend was asked for that cannot work here; the message says why."""

@@ -18,7 +18,8 @@ from . import Checkpoint
 from .Backend import getBackend
 from .Backend.SharedArray import SharedArray
 from .Backend.TensorTable import TensorList
-from .Errors import OptimizerError
+from .Errors import OptimizerError, OptimizerTypeError
+from .Validation import Range, checkMultiplier
 from .Variable import Variable
 
 logger = logging.getLogger("puzzlelib_rmsprop")
@@ -39,14 +40,17 @@ class VariableGroup:
 
 	def __init__(self, names: List[str], variables: List, states: List[Dict]):
 		self.names, self.variables, self.states = names, variables, states
-		self._multipliers, self._launch = None, None
+		self._multipliers, self._launch, self._gradList = None, None, None
 
 	def launch(self, backend):
 		"""(MultiVariable, state of TensorLists) over the variables whose multiplier is > 0, as in PuzzleLib;
-		rebuilt only when a multiplier changes."""
+		rebuilt only when a multiplier changes. Raises OptimizerError on a non-finite multiplier."""
 		multipliers = list(map(_learnRate, self.variables))
 
 		if multipliers != self._multipliers:
+			for name, m in zip(self.names, multipliers):
+				checkMultiplier(name, m)
+
 			active = [i for i, m in enumerate(multipliers) if m > 0.0]
 			pick = lambda arrays: TensorList([arrays[i] for i in active], backend.pointerOf)
 
@@ -59,13 +63,27 @@ class VariableGroup:
 
 		return self._launch
 
+	def gradTable(self, backend):
+		"""A table of every variable's grad (all of them, frozen included), for the non-finite check."""
+		if self._gradList is None:
+			self._gradList = TensorList([var.grad for var in self.variables], backend.pointerOf)
+		return self._gradList.launchTable(backend, self._gradList, self._gradList, 0.0)
+
 
 class Optimizer:
-	"""Base class: set up on a module, then ``zeroGradParams()``, ``net.backward(grad)``, ``update()`` each step."""
+	"""Base class: set up on a module, then ``zeroGradParams()``, ``net.backward(grad)``, ``update()`` each step.
 
-	def __init__(self, nodeinfo=None):
+	``skipNonFinite=True`` skips a step whose gradients hold inf or NaN (params and states untouched, ``t``
+	unchanged) and counts it in ``skippedSteps``; the default keeps PuzzleLib's behaviour (no check)."""
+
+	#: hyperparameter -> allowed range, checked on every assignment (subclasses extend it)
+	attrRules: Dict[str, Range] = {"t": Range(0), "learnRate": Range(0)}
+
+	def __init__(self, nodeinfo=None, *, skipNonFinite: bool = False):
 		self.t = 0
 		self.learnRate = 0.0
+		self.skipNonFinite = bool(skipNonFinite)
+		self.skippedSteps = 0
 
 		self.attrs = {"t", "learnRate"}
 
@@ -83,8 +101,14 @@ class Optimizer:
 		self.nodeinfo = nodeinfo
 		self.groups: Dict[type, VariableGroup] = OrderedDict()
 
+	def __setattr__(self, name: str, value) -> None:
+		rule = type(self).attrRules.get(name)
+		if rule is not None:
+			rule.check(type(self).__name__, name, value)
+		object.__setattr__(self, name, value)
+
 	def setAttr(self, name: str, attr) -> None:
-		"""Sets a hyperparameter that save()/load() carry."""
+		"""Sets a hyperparameter that save()/load() carry (checked against ``attrRules``)."""
 		setattr(self, name, attr)
 		self.attrs.add(name)
 
@@ -131,11 +155,11 @@ class Optimizer:
 		if grad is None:
 			raise OptimizerError("variable %r has no grad" % name)
 		if not backend.isOwnArray(data) or not backend.isOwnArray(grad):
-			raise OptimizerError("variable %r: data and grad must be %s backend arrays, got %s and %s" % (
+			raise OptimizerTypeError("variable %r: data and grad must be %s backend arrays, got %s and %s" % (
 				name, backend.name, type(data).__name__, type(grad).__name__
 			))
 		if np.dtype(data.dtype) not in supported:
-			raise OptimizerError("variable %r has dtype %s; supported: %s" % (name, data.dtype, [str(d) for d in supported]))
+			raise OptimizerTypeError("variable %r has dtype %s; supported: %s" % (name, data.dtype, [str(d) for d in supported]))
 		if tuple(grad.shape) != tuple(data.shape) or grad.dtype != data.dtype:
 			raise OptimizerError("variable %r: grad is %s %s but data is %s %s" % (
 				name, tuple(grad.shape), grad.dtype, tuple(data.shape), data.dtype
@@ -219,21 +243,27 @@ class Optimizer:
 
 	def update(self, useStreams: bool = False, sync: bool = True) -> None:
 		"""One optimizer step: hooks, gradient averaging across nodes (nodeinfo), the fused update per dtype,
-		then the custom-updater variables."""
+		then the custom-updater variables. Everything is checked before anything changes."""
 		self._requireSetup("update")
 		backend = getBackend()
-		self.t += 1
+		launches = {dtype: group.launch(backend) for dtype, group in self.groups.items()}
 
 		for dtype, group in self.groups.items():
 			self._runHooks(group)
-
 			if self.nodeinfo is not None:
 				self.nodeinfo.sumTensor("grad", self.globalVar[dtype].grad)
 
+		if self.skipNonFinite and backend.anyNonFinite([group.gradTable(backend) for group in self.groups.values()]):
+			self.skippedSteps += 1
+			logger.warning("update %d skipped: a gradient holds inf or NaN (%d skipped so far)", self.t + 1, self.skippedSteps)
+			return
+
+		self.t += 1
+		for dtype, group in self.groups.items():
 			if useStreams and not self.globalState:
 				self._updateOnStreams(group, backend, sync)
 			else:
-				var, state = group.launch(backend)
+				var, state = launches[dtype]
 				if len(var.data) > 0:
 					self.updateVar(var, state)
 
@@ -267,7 +297,7 @@ class Optimizer:
 
 	def load(self, hdf, name: Optional[str] = None) -> None:
 		"""Reads what save() wrote (or what PuzzleLib's local-state save wrote); checks everything first."""
-		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self.states)
+		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self.states, type(self).attrRules)
 
 		for attrName, value in attrs.items():
 			self.setAttr(attrName, value)

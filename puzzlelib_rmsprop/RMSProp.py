@@ -2,6 +2,7 @@
 from .Backend import gpuarray
 from .Kernels import rmspropKer
 from .Optimizer import Optimizer
+from .Validation import Range
 
 
 class RMSProp(Optimizer):
@@ -28,13 +29,17 @@ class RMSProp(Optimizer):
 	:param factor: decay rate of the running mean of g^2 (gamma), default 0.9
 	:param epsilon: added to the RMS to avoid division by zero, default 1e-5
 	:param nodeinfo: an object for data-parallel training (``broadcastBuffer``, ``sumTensor``), or None
+	:param skipNonFinite: keyword-only; skip (and count in ``skippedSteps``) a step whose grads hold inf or NaN
+
+	Hyperparameters are checked whenever they are set: ``learnRate >= 0``, ``0 <= factor < 1``, ``epsilon > 0``,
+	NaN nowhere; a bad value raises OptimizerError and leaves the old one in place.
 	"""
 
-	def __init__(self, learnRate: float = 1e-3, factor: float = 0.9, epsilon: float = 1e-5, nodeinfo=None):
-		super().__init__(nodeinfo)
+	attrRules = {**Optimizer.attrRules, "factor": Range(0, 1, highOpen=True), "epsilon": Range(0, lowOpen=True)}
 
-		self.factor = None
-		self.epsilon = None
+	def __init__(self, learnRate: float = 1e-3, factor: float = 0.9, epsilon: float = 1e-5, nodeinfo=None, *,
+				 skipNonFinite: bool = False):
+		super().__init__(nodeinfo, skipNonFinite=skipNonFinite)
 
 		self.setAttr("learnRate", learnRate)
 		self.setAttr("factor", factor)

@@ -133,6 +133,11 @@ class CpuBackend:
 			float(factor), float(epsilon), int(Config.cpuThreads)
 		)
 
+	def anyNonFinite(self, tables) -> bool:
+		"""Whether any grad in the tables holds inf or NaN (a vectorized, threaded pass over the grads)."""
+		threads = int(Config.cpuThreads)
+		return any(self.kernels.nonFinite(t.address, len(t.rows), t.code, threads) for t in tables)
+
 	def traffic(self, table: LaunchTable, kind: int = 0) -> None:
 		"""Benchmark references over ``table`` (float32), same threads as the update: the update's traffic
 		without its math (kind 0) or STREAM's triad (kind 1). They overwrite the tensors."""

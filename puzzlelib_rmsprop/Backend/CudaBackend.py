@@ -18,12 +18,12 @@ BLOCK = 256          # RMSPROP_BLOCK in kernels/rmsprop.cu
 BLOCKS_PER_SM = 8    # enough resident warps to saturate memory bandwidth
 PACKET_BYTES = 16    # one 128-bit load per thread per iteration
 
-KERNEL_NAMES = {np.dtype(np.float32): "rmspropFloat32", np.dtype(np.float16): "rmspropFloat16"}
+KERNEL_NAMES = {np.dtype(np.float32): "Float32", np.dtype(np.float16): "Float16"}
 DTYPES = [(np.float32, 1e-5), (np.float16, 1e-2)]
 
 try:  # NumPy has no bfloat16; ml_dtypes' is the one JAX and others use
 	from ml_dtypes import bfloat16
-	KERNEL_NAMES[np.dtype(bfloat16)] = "rmspropBfloat16"
+	KERNEL_NAMES[np.dtype(bfloat16)] = "Bfloat16"
 	DTYPES.append((bfloat16, 1e-1))
 except ImportError:
 	pass
@@ -168,11 +168,26 @@ class CudaBackend:
 		if len(table.rows) == 0:
 			return
 
-		kernel = self.kernel(KERNEL_NAMES[table.dtype], "Piff")
+		kernel = self.kernel("rmsprop" + KERNEL_NAMES[table.dtype], "Piff")
 		kernel.prepared_async_call(
 			(table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows),
 			np.float32(factor), np.float32(epsilon)
 		)
+
+	def anyNonFinite(self, tables) -> bool:
+		"""Whether any grad in the tables holds inf or NaN: one check kernel per table into a device flag, then
+		one 4-byte read, which waits for the device (the price of skipNonFinite on CUDA)."""
+		device = self.driver.mem_alloc(4)  # per call: no state shared between optimizers or threads
+		self.driver.memset_d32(device, 0, 1)
+
+		for table in tables:
+			if len(table.rows) > 0:
+				kernel = self.kernel("nonFinite" + KERNEL_NAMES[table.dtype], "PiP")
+				kernel.prepared_call((table.grid, 1, 1), (BLOCK, 1, 1), table.address, len(table.rows), device)
+
+		flag = np.zeros(1, np.int32)
+		self.driver.memcpy_dtoh(flag, device)
+		return bool(flag[0])
 
 	def traffic(self, table: LaunchTable, stream=None) -> None:
 		"""Benchmark reference: the update's memory traffic over ``table`` (float32) without its math."""

@@ -37,6 +37,29 @@ static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 }
 
 
+static PyObject *nonFinite(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	if (nargs != 4)
+	{
+		PyErr_SetString(PyExc_TypeError, "nonFinite(tableAddress, count, dtypeCode, threads) takes 4 arguments");
+		return NULL;
+	}
+
+	void *table = PyLong_AsVoidPtr(args[0]);
+	long count = PyLong_AsLong(args[1]), dtype = PyLong_AsLong(args[2]), threads = PyLong_AsLong(args[3]);
+	if (PyErr_Occurred())
+		return NULL;
+
+	int found;
+	Py_BEGIN_ALLOW_THREADS
+	found = rmspropHostNonFinite((const TensorEntry *)table, (int)count, (int)dtype, (int)threads);
+	Py_END_ALLOW_THREADS
+
+	return PyBool_FromLong(found);
+}
+
+
 static PyObject *traffic(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
 	(void)self;
@@ -79,6 +102,7 @@ static PyObject *openmp(PyObject *self, PyObject *unused)
 
 static PyMethodDef methods[] = {
 	{"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_FASTCALL, "Apply RMSProp to every row of a tensor table."},
+	{"nonFinite", (PyCFunction)(void (*)(void))nonFinite, METH_FASTCALL, "Whether any grad in the table is inf or NaN."},
 	{"traffic", (PyCFunction)(void (*)(void))traffic, METH_FASTCALL,
 	 "Benchmark reference: the update's traffic without math (kind 0) or STREAM's triad (kind 1), float32."},
 	{"maxThreads", maxThreads, METH_NOARGS, "Threads the kernels use by default."},
