@@ -36,6 +36,7 @@ def hostCuda(tmp_path_factory):
 								ctypes.c_uint, ctypes.c_uint]
 	lib.hostWeightDecay.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float, ctypes.c_longlong,
 									ctypes.c_uint, ctypes.c_uint]
+	lib.hostNonFinite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
 	return lib
 
 
@@ -161,3 +162,18 @@ def test_weight_decay_kernel(hostCuda):
 	want = weightDecay(grad, param, 0.05)
 	hostCuda.hostWeightDecay(grad.ctypes.data, param.ctypes.data, 0.05, grad.size, 3, 64)
 	np.testing.assert_array_equal(grad, want)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan, None])
+def test_non_finite_check_kernel(hostCuda, dtype, bad):
+	"""The skipNonFinite check: finds one bad grad anywhere in a multi-tensor table, and nothing in a clean one."""
+	rng = np.random.default_rng(4)
+	tensors = [makeTensor(rng, dtype, n, [1, 0, 2]) for n in (5, 300, 1029)]
+	_, encode, _ = storage(dtype)
+	if bad is not None:
+		tensors[2][1][1028] = encode(np.array([bad], np.float32))[0]
+
+	lists = [TensorList([t[k] for t in tensors], pointerOf) for k in range(3)]
+	table = lists[1].launchTable(HostGrid(4, 32), lists[1], lists[1], 0.0)
+	assert hostCuda.hostNonFinite(DTYPE_CODES[dtype], table.address, len(table.rows), 4, 32) == (bad is not None)

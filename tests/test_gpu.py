@@ -32,3 +32,19 @@ def test_cuda_update_matches_reference(cuda, dtype, size, offset):
 	expectedP, expectedM = rmspropStep(host[0][offset:], host[1][offset:], host[2][offset:], 1e-2)
 	np.testing.assert_array_equal(views[2].get(), expectedM)
 	np.testing.assert_array_equal(views[0].get(), expectedP)
+
+
+def test_reference_suites_on_the_cuda_backend(cuda):
+	"""The optimizer-level reference tests (both dtypes, both state modes, multipliers, hooks, skipNonFinite,
+	validation) rerun with the CUDA backend selected."""
+	import os
+	import subprocess
+	import sys
+	from pathlib import Path
+
+	here = Path(__file__).resolve().parent
+	env = dict(os.environ, PUZZLELIB_RMSPROP_BACKEND="cuda")
+	result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+							 str(here / "test_RMSProp.py"), str(here / "test_Guarantees.py")],
+							env=env, capture_output=True, text=True, cwd=here.parent)
+	assert result.returncode == 0, result.stdout[-5000:]

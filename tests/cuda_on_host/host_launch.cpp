@@ -17,3 +17,15 @@ extern "C" void hostWeightDecay(float *grad, const float *param, float rate, lon
 {
 	launchOnHost(grid, block, weightDecayFloat32, grad, param, rate, size);
 }
+
+extern "C" int hostNonFinite(int dtype, const TensorEntry *table, int count, unsigned int grid, unsigned int block)
+{
+	int flag = 0;
+	if (dtype == 0)
+		launchOnHost(grid, block, nonFiniteFloat32, table, count, &flag);
+	else if (dtype == 1)
+		launchOnHost(grid, block, nonFiniteFloat16, table, count, &flag);
+	else
+		launchOnHost(grid, block, nonFiniteBfloat16, table, count, &flag);
+	return flag;
+}

@@ -1,0 +1,105 @@
+"""Checkpoints: atomic against a real kill, and robust to truncated, corrupt and foreign files."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import ParamBag, randomGrads
+from puzzlelib_rmsprop import OptimizerError, RMSProp
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_killed_mid_save_leaves_a_whole_checkpoint(tmp_path):
+	path = tmp_path / "ckpt.hdf"
+	rng = np.random.default_rng(0)
+	kills = []
+
+	for trial in range(4):
+		child = subprocess.Popen([sys.executable, str(HERE / "checkpoint_child.py"), str(path)],
+								 stdout=subprocess.PIPE, text=True)
+		first = child.stdout.readline()  # at least one whole save exists before the kill
+		assert first.strip().isdigit(), "the child failed before its first save"
+		time.sleep(rng.uniform(0.0, 0.15))
+		child.send_signal(signal.SIGKILL)
+		child.wait()
+		kills.append(child.returncode)
+
+		module = ParamBag({"a": ((2_000_000, ), np.float32), "b": ((2_000_000, ), np.float32),
+						   "c": ((2_000_000, ), np.float32)}, name="big")
+
+		opt = RMSProp()
+		opt.setupOn(module, useGlobalState=True)
+		opt.load(str(path))
+		assert opt.t >= 1
+		for name, state in opt.states.items():
+			ms = state["ms"].get()
+			assert ms.min() == ms.max() == opt.t, "state %s is torn: not all of version %d" % (name, opt.t)
+
+	assert all(code == -signal.SIGKILL for code in kills)
+
+
+def makeCheckpoint(path, rng):
+	bag = ParamBag({"a": ((6, 5), np.float32), "b": ((9, ), np.float16)}, rng=rng)
+	opt = RMSProp(learnRate=0.01)
+	opt.setupOn(bag)
+	randomGrads(bag, rng)
+	opt.update()
+	opt.save(str(path))
+
+
+def test_fuzzed_checkpoints_never_crash(tmp_path):
+	"""Hundreds of damaged files, loaded in a child process so that a crash would show as a failure here."""
+	good = tmp_path / "good.hdf"
+	makeCheckpoint(good, np.random.default_rng(0))
+
+	result = subprocess.run([sys.executable, str(HERE / "fuzz_checkpoints.py"), str(good), str(tmp_path / "fuzz"), "400"],
+							capture_output=True, text=True, cwd=HERE)
+	assert result.returncode == 0, result.stderr[-3000:]
+
+	summary = json.loads(result.stdout.strip().splitlines()[-1])
+	assert summary["files"] == 400 + summary["foreign"]
+	assert summary["unexpected"] == [], summary["unexpected"][:5]
+	assert summary["rejected"] > 300, summary  # most damage is detected
+	assert summary["changedOnError"] == 0
+
+
+def test_truncated_file_message(tmp_path):
+	good = tmp_path / "good.hdf"
+	makeCheckpoint(good, np.random.default_rng(1))
+	data = good.read_bytes()
+	(tmp_path / "cut.hdf").write_bytes(data[:len(data) // 2])
+
+	bag = ParamBag({"a": ((6, 5), np.float32), "b": ((9, ), np.float16)})
+	opt = RMSProp()
+	opt.setupOn(bag)
+	with pytest.raises(OptimizerError, match="cut.hdf"):
+		opt.load(str(tmp_path / "cut.hdf"))
+
+
+def test_load_rejects_out_of_range_attributes_before_changing_anything(tmp_path):
+	path = tmp_path / "bad.hdf"
+	makeCheckpoint(path, np.random.default_rng(2))
+	with h5py.File(path, "r+") as f:
+		del f[".attrs"]["factor"]
+		f[".attrs"]["factor"] = 1.5
+
+	bag = ParamBag({"a": ((6, 5), np.float32), "b": ((9, ), np.float16)})
+	opt = RMSProp(learnRate=0.5)
+	opt.setupOn(bag)
+	with pytest.raises(OptimizerError, match=r"attribute 'factor': checkpoint.factor must be in \[0, 1\), got 1.5"):
+		opt.load(str(path))
+	assert (opt.learnRate, opt.factor, opt.t) == (0.5, 0.9, 0)
+	assert all(not s["ms"].get().any() for s in opt.states.values())
+
+
+def test_no_temporary_files_left_after_normal_saves(tmp_path):
+	makeCheckpoint(tmp_path / "x.hdf", np.random.default_rng(3))
+	assert os.listdir(tmp_path) == ["x.hdf"]
