@@ -193,45 +193,41 @@ def test_puzzlelib_calc_test_on_our_kernel(puzzlelib, monkeypatch):
 	assert seen == [np.float32]
 
 
-def test_checkpoint_from_puzzlelib_continues_exactly_as_puzzlelib(puzzlelib, tmp_path):
-	pl = puzzlelib
-	path = str(tmp_path / "theirs.hdf")
+def saveAndContinue(saver: Run, path: str, before: int = 5, after: int = 10):
+	"""Trains ``saver`` ``before`` steps, saves, trains ``after`` more; returns the weights at the save."""
+	saver.train(before)
+	saver.opt.save(path)
+	saved = saver.history[-1]
+	saver.train(after)
+	saver.history, saver.losses = saver.history[-after:], saver.losses[-after:]
+	return saved
 
-	theirs = Run(pl, "branchGraph", pl.RMSProp.RMSProp(learnRate=1e-3), False).train(5)
-	theirs.opt.save(path)
-	saved = theirs.history[-1]
-	theirs.train(10)
+
+def resumeAndCompare(expected: Run, loader: Run, saved, path: str, after: int = 10):
+	"""Puts the saved weights into ``loader``'s net, loads the checkpoint, trains: must match ``expected``."""
+	for name, w in saved.items():
+		loader.net.getVar(name).data.set(w)
+	loader.opt.load(path)
+	assert loader.opt.t == 5 and loader.opt.learnRate == 1e-3
+	loader.train(after)
+	assertRunsAgree(expected, loader)
+
+
+def test_checkpoint_from_puzzlelib_continues_exactly_as_puzzlelib(puzzlelib, tmp_path):
+	pl, path = puzzlelib, str(tmp_path / "theirs.hdf")
+	theirs = Run(pl, "branchGraph", pl.RMSProp.RMSProp(learnRate=1e-3), False)
+	saved = saveAndContinue(theirs, path)
 
 	for useGlobalState in (False, True):
-		ours = Run(pl, "branchGraph", RMSProp(), useGlobalState)
-		for name, w in saved.items():
-			ours.net.getVar(name).data.set(w)
-		ours.opt.load(path)
-		assert (ours.opt.t, ours.opt.learnRate) == (5, 1e-3)
-		ours.train(10)
-
-		theirs.history, theirs.losses = theirs.history[-10:], theirs.losses[-10:]
-		assertRunsAgree(theirs, ours)
+		resumeAndCompare(theirs, Run(pl, "branchGraph", RMSProp(), useGlobalState), saved, path)
 
 
 def test_puzzlelib_loads_our_checkpoint(puzzlelib, tmp_path):
-	pl = puzzlelib
-	path = str(tmp_path / "ours.hdf")
+	pl, path = puzzlelib, str(tmp_path / "ours.hdf")
+	ours = Run(pl, "sequential", RMSProp(learnRate=1e-3), True)
+	saved = saveAndContinue(ours, path)
 
-	ours = Run(pl, "sequential", RMSProp(learnRate=1e-3), True).train(5)
-	ours.opt.save(path)
-	saved = ours.history[-1]
-	ours.train(10)
-
-	theirs = Run(pl, "sequential", pl.RMSProp.RMSProp(), False)
-	for name, w in saved.items():
-		theirs.net.getVar(name).data.set(w)
-	theirs.opt.load(path)
-	assert theirs.opt.t == 5
-	theirs.train(10)
-
-	ours.history, ours.losses = ours.history[-10:], ours.losses[-10:]
-	assertRunsAgree(theirs, ours)
+	resumeAndCompare(ours, Run(pl, "sequential", pl.RMSProp.RMSProp(), False), saved, path)
 
 
 def test_puzzlelib_global_state_checkpoint_is_refused_with_the_reason(puzzlelib, tmp_path):

@@ -37,18 +37,30 @@ static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 }
 
 
+/* Parses (tableAddress, count, code, threads), the arguments of the table passes below; 0 on error. */
+static int tableArgs(PyObject *const *args, Py_ssize_t nargs, const char *usage, void **table, long *count, long *code,
+					 long *threads)
+{
+	if (nargs != 4)
+	{
+		PyErr_SetString(PyExc_TypeError, usage);
+		return 0;
+	}
+
+	*table = PyLong_AsVoidPtr(args[0]);
+	*count = PyLong_AsLong(args[1]);
+	*code = PyLong_AsLong(args[2]);
+	*threads = PyLong_AsLong(args[3]);
+	return !PyErr_Occurred();
+}
+
+
 static PyObject *nonFinite(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
 	(void)self;
-	if (nargs != 4)
-	{
-		PyErr_SetString(PyExc_TypeError, "nonFinite(tableAddress, count, dtypeCode, threads) takes 4 arguments");
-		return NULL;
-	}
-
-	void *table = PyLong_AsVoidPtr(args[0]);
-	long count = PyLong_AsLong(args[1]), dtype = PyLong_AsLong(args[2]), threads = PyLong_AsLong(args[3]);
-	if (PyErr_Occurred())
+	void *table;
+	long count, dtype, threads;
+	if (!tableArgs(args, nargs, "nonFinite(tableAddress, count, dtypeCode, threads) takes 4 arguments", &table, &count, &dtype, &threads))
 		return NULL;
 
 	int found;
@@ -63,15 +75,9 @@ static PyObject *nonFinite(PyObject *self, PyObject *const *args, Py_ssize_t nar
 static PyObject *traffic(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
 	(void)self;
-	if (nargs != 4)
-	{
-		PyErr_SetString(PyExc_TypeError, "traffic(tableAddress, count, kind, threads) takes 4 arguments");
-		return NULL;
-	}
-
-	void *table = PyLong_AsVoidPtr(args[0]);
-	long count = PyLong_AsLong(args[1]), kind = PyLong_AsLong(args[2]), threads = PyLong_AsLong(args[3]);
-	if (PyErr_Occurred())
+	void *table;
+	long count, kind, threads;
+	if (!tableArgs(args, nargs, "traffic(tableAddress, count, kind, threads) takes 4 arguments", &table, &count, &kind, &threads))
 		return NULL;
 
 	Py_BEGIN_ALLOW_THREADS

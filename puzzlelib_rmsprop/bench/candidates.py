@@ -107,11 +107,14 @@ def torchRMSprop(backend, shapes: List[Shape], foreach: bool) -> Optional[Candid
 	return Candidate("torch %s (foreach=%s)" % (torch.__version__, foreach), step, 20)
 
 
+def _cpuPuzzleLib(backend):
+	"""PuzzleLib's CPU modules when both we and it run on the CPU, else None (it is a CPU-only peer here)."""
+	return importCpuPuzzleLib() if backend.name == "cpu" else None
+
+
 def puzzlelibOptimizer(backend, shapes: List[Shape]) -> Optional[Candidate]:
 	"""PuzzleLib 1.0.3's own RMSProp.update() in global state, Python overhead included: our update()'s peer."""
-	if backend.name != "cpu":
-		return None
-	puzzlelib = importCpuPuzzleLib()
+	puzzlelib = _cpuPuzzleLib(backend)
 	if puzzlelib is None:
 		return None
 
@@ -130,9 +133,7 @@ def puzzlelibOptimizer(backend, shapes: List[Shape]) -> Optional[Candidate]:
 
 def puzzlelibKernel(backend, shapes: List[Shape], packed: bool) -> Optional[Candidate]:
 	"""PuzzleLib 1.0.3's CPU rmspropKer: one call on a packed buffer (its global state) or one per tensor (local)."""
-	if backend.name != "cpu":
-		return None
-	puzzlelib = importCpuPuzzleLib()
+	puzzlelib = _cpuPuzzleLib(backend)
 	if puzzlelib is None:
 		return None
 
