@@ -10,7 +10,7 @@ from puzzlelib_rmsprop.demo import train
 @pytest.mark.parametrize("useGlobalState", [True, False])
 def test_training_reduces_loss(useGlobalState):
 	lines = []
-	errors = train(iterations=100, seed=0, useGlobalState=useGlobalState, report=lines.append)
+	errors, _ = train(iterations=100, seed=0, useGlobalState=useGlobalState, report=lines.append)
 
 	assert len(errors) == 100 and len(lines) == 20
 	assert lines[0] == "Iteration #5 error: %s" % errors[4]

@@ -1,0 +1,43 @@
+"""One MPI rank for tests/test_Grid.py: ``grid_rank.py MODE OUTDIR [TIMEOUT]``.
+
+train: the demo's training, data-parallel; writes this rank's errors and final parameters to OUTDIR.
+die:   rank 1 exits abruptly at iteration 10.
+hang:  rank 1 stops taking part at iteration 10 (sleeps); the others must give up after TIMEOUT seconds."""
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("PUZZLELIB_RMSPROP_BACKEND", "cpu")
+
+from puzzlelib_rmsprop.Grid import MPINodeInfo  # noqa: E402
+from puzzlelib_rmsprop import demo  # noqa: E402
+
+
+class Sabotaged(MPINodeInfo):
+	"""Rank 1 dies or hangs in the all-reduce of iteration 10."""
+
+	def __init__(self, mode, **kwargs):
+		super().__init__(**kwargs)
+		self.mode, self.calls = mode, 0
+
+	def sumTensor(self, name, tensor):
+		self.calls += 1
+		if self.index == 1 and self.calls == 10:
+			if self.mode == "die":
+				os._exit(7)
+			time.sleep(3600)
+		super().sumTensor(name, tensor)
+
+
+def main(mode, out, timeout=600.0):
+	nodeinfo = MPINodeInfo(timeout=timeout) if mode == "train" else Sabotaged(mode, timeout=timeout)
+	errors, net = demo.train(iterations=30, report=lambda line: None, nodeinfo=nodeinfo)
+
+	params = {names[0]: var.data.get() for var, names in net.getVarTable().items()}
+	np.savez(os.path.join(out, "rank%d.npz" % nodeinfo.index), errors=np.array(errors), **params)
+
+
+if __name__ == "__main__":
+	main(sys.argv[1], sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 600.0)

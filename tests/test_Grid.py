@@ -1,0 +1,108 @@
+"""Data-parallel training on MPI (mpich from PyPI): equal to one process, identical on every rank, and a dead
+or hung rank fails the job in bounded time."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from puzzlelib_rmsprop import demo
+
+HERE = Path(__file__).resolve().parent
+pytestmark = pytest.mark.mpi
+
+
+@pytest.fixture(scope="module")
+def launcher():
+	try:
+		from puzzlelib_rmsprop.Grid import importMPI, mpiexec
+		importMPI()
+		return mpiexec()
+	except Exception as e:  # noqa: BLE001
+		if os.environ.get("CI"):
+			pytest.fail("MPI is not set up in CI: %s" % e)
+		pytest.skip("MPI unavailable: %s" % e)
+
+
+def runRanks(launcher, n, mode, out, timeout=600.0, limit=90):
+	"""Runs the ranks; past ``limit`` seconds kills the whole process group and fails (the job hung)."""
+	start = time.monotonic()
+	process = subprocess.Popen([launcher, "-n", str(n), sys.executable, str(HERE / "grid_rank.py"), mode, str(out), str(timeout)],
+							   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+	try:
+		stdout, stderr = process.communicate(timeout=limit)
+	except subprocess.TimeoutExpired:
+		os.killpg(process.pid, signal.SIGKILL)
+		process.communicate()
+		pytest.fail("the MPI job was still running after %d s" % limit)
+	return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), time.monotonic() - start
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_data_parallel_equals_single_process(launcher, n, tmp_path):
+	result, _ = runRanks(launcher, n, "train", tmp_path)
+	assert result.returncode == 0, result.stderr[-3000:]
+
+	errors, net = demo.train(iterations=30, report=lambda line: None)
+	single = {names[0]: var.data.get() for var, names in net.getVarTable().items()}
+	ranks = [np.load(tmp_path / ("rank%d.npz" % r)) for r in range(n)]
+
+	for rank in ranks:
+		# every rank holds exactly rank 0's parameters: the averaged gradients are bit-identical everywhere
+		for name in single:
+			np.testing.assert_array_equal(rank[name], ranks[0][name])
+		np.testing.assert_array_equal(rank["errors"], ranks[0]["errors"])
+
+	# and they match one process on the whole batch to float32 rounding (the shards' sums are ordered differently)
+	for name, w in single.items():
+		np.testing.assert_allclose(ranks[0][name], w, rtol=1e-4, atol=2e-5, err_msg=name)
+	np.testing.assert_allclose(ranks[0]["errors"][:10], errors[:10], rtol=1e-3)
+
+
+def test_dead_rank_fails_the_job(launcher, tmp_path):
+	result, seconds = runRanks(launcher, 3, "die", tmp_path, timeout=20)
+	assert result.returncode != 0 and seconds < 60
+	assert "rank0.npz" not in os.listdir(tmp_path)
+	# mpich's launcher sees the dead rank and ends the others at once (exit code 7 is the dead rank's own); with a
+	# launcher that did not, the others would stop at the collective deadline (test_hung_rank_gives_a_clear_error)
+	assert result.returncode in (7, 9, 137, -9), result.returncode
+
+
+def test_hung_rank_gives_a_clear_error(launcher, tmp_path):
+	result, seconds = runRanks(launcher, 2, "hang", tmp_path, timeout=3)
+	assert result.returncode != 0 and seconds < 60
+	assert "rank 0 of 2: the reduction of 'grad' did not complete within 3 s; another rank has probably died or hung" in result.stderr
+
+
+def test_run_grid_returns_every_rank(launcher):
+	from puzzlelib_rmsprop.Grid import runGrid
+	import grid_targets
+
+	assert runGrid(grid_targets.rankAndMean, 3, 10.0) == [(r, 3, 11.0) for r in range(3)]
+
+
+def test_demo_option_runs_data_parallel(launcher):
+	result = subprocess.run([sys.executable, "-m", "puzzlelib_rmsprop.demo", "--nodes", "2", "--iterations", "10"],
+							capture_output=True, text=True, timeout=120)
+	assert result.returncode == 0, result.stderr[-3000:]
+	assert "data-parallel on 2 MPI processes" in result.stdout
+	assert result.stdout.count("Iteration #10 error: ") == 1
+
+
+def test_single_rank_node_info():
+	from puzzlelib_rmsprop.Grid import importMPI, MPINodeInfo
+	try:
+		importMPI()
+	except Exception as e:  # noqa: BLE001
+		pytest.skip(str(e))
+
+	info = MPINodeInfo()
+	ary = np.arange(5, dtype=np.float32)
+	info.sumTensor("x", ary)
+	info.broadcastBuffer("x", ary)
+	np.testing.assert_array_equal(ary, np.arange(5, dtype=np.float32))
+	assert (info.index, info.gridsize, info.meanValue(2.5)) == (0, 1, 2.5)
