@@ -23,6 +23,10 @@ def _makeRmspropKer(dtype: np.dtype, backend):
 		table = params.launchTable(backend, asTensorList(grad, backend), asTensorList(ms, backend), learnRate)
 		backend.rmsprop(table, factor, epsilon, stream=stream)
 
+		if params is not param:
+			# a table built for this call only: its device copy must outlive the asynchronous launch
+			backend.synchronize([stream])
+
 	return rmsprop
 
 

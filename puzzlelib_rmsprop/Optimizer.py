@@ -32,36 +32,46 @@ class MultiVariable:
 
 	def __init__(self, data: TensorList, grad: TensorList, learnRate: np.ndarray):
 		self.data, self.grad, self.learnRate = data, grad, learnRate
-		self.wc = 0.0
 
 
 class VariableGroup:
-	"""The variables of one dtype that one launch updates, with their states."""
+	"""The variables of one dtype that one launch updates, with their states. The variables are the ones the
+	module had at setupOn (and PuzzleLib's load() writes into them in place)."""
 
 	def __init__(self, names: List[str], variables: List, states: List[Dict]):
 		self.names, self.variables, self.states = names, variables, states
-		self._multipliers, self._launch, self._gradList = None, None, None
+		self._multipliers, self._active, self._launch, self._single, self._gradList = None, None, None, None, None
 
-	def launch(self, backend):
-		"""(MultiVariable, state of TensorLists) over the variables whose multiplier is > 0, as in PuzzleLib;
-		rebuilt only when a multiplier changes. Raises OptimizerError on a non-finite multiplier."""
+	def _batch(self, backend, indices: List[int]):
+		"""(MultiVariable, state of TensorLists) over the variables at ``indices``."""
+		pick = lambda arrays: TensorList([arrays[i] for i in indices], backend.pointerOf)
+		var = MultiVariable(pick([v.data for v in self.variables]), pick([v.grad for v in self.variables]),
+							np.array([self._multipliers[i] for i in indices], dtype=np.float64))
+		return var, {key: pick([s[key] for s in self.states]) for key in (self.states[0] if self.states else {})}
+
+	def _refresh(self) -> None:
+		"""Re-reads the multipliers; a change (or the first call) invalidates the batches. Raises OptimizerError
+		on a non-finite multiplier, before anything is launched."""
 		multipliers = list(map(_learnRate, self.variables))
-
 		if multipliers != self._multipliers:
 			for name, m in zip(self.names, multipliers):
 				checkMultiplier(name, m)
+			self._multipliers, self._launch, self._single = multipliers, None, None
+			self._active = [i for i, m in enumerate(multipliers) if m > 0.0]  # PuzzleLib skips the rest entirely
 
-			active = [i for i, m in enumerate(multipliers) if m > 0.0]
-			pick = lambda arrays: TensorList([arrays[i] for i in active], backend.pointerOf)
-
-			data = pick([var.data for var in self.variables])
-			grad = pick([var.grad for var in self.variables])
-			state = {key: pick([s[key] for s in self.states]) for key in (self.states[0] if self.states else {})}
-
-			self._launch = (MultiVariable(data, grad, np.array([multipliers[i] for i in active], dtype=np.float64)), state)
-			self._multipliers = multipliers
-
+	def launch(self, backend):
+		"""The one batch of all variables whose multiplier is > 0."""
+		self._refresh()
+		if self._launch is None:
+			self._launch = self._batch(backend, self._active)
 		return self._launch
+
+	def singles(self, backend):
+		"""One batch per variable whose multiplier is > 0 (the per-stream path); cached like ``launch``."""
+		self._refresh()
+		if self._single is None:
+			self._single = [self._batch(backend, [i]) for i in self._active]
+		return self._single
 
 	def gradTable(self, backend):
 		"""A table of every variable's grad (all of them, frozen included), for the non-finite check."""
@@ -270,18 +280,18 @@ class Optimizer:
 		for name in self.customVars:
 			self.module.getVar(name).update(self.learnRate)
 
-	def _runHooks(self, group: VariableGroup, streams=None) -> None:
+	def _runHooks(self, group: VariableGroup) -> None:
 		for hook in self.hooks:
-			for i, (var, state) in enumerate(zip(group.variables, group.states)):
-				hook(var, state, None if streams is None else streams[i])
+			for var, state in zip(group.variables, group.states):
+				hook(var, state, None)
 
 	def _updateOnStreams(self, group: VariableGroup, backend, sync: bool) -> None:
-		"""PuzzleLib's per-variable path: each variable on its own stream."""
-		streams = backend.streams(len(group.variables))
+		"""PuzzleLib's per-variable path: each variable on its own stream (its table cached like the batch's)."""
+		singles = group.singles(backend)
+		streams = backend.streams(len(singles))
 
-		for var, state, stream in zip(group.variables, group.states, streams):
-			if var.learnRate > 0.0:
-				self.updateVar(var, state, stream)
+		for (var, state), stream in zip(singles, streams):
+			self.updateVar(var, state, stream)
 
 		if sync:
 			backend.synchronize(streams)

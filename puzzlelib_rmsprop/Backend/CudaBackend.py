@@ -209,10 +209,10 @@ class CudaBackend:
 			self._streams.append(self.driver.Stream())
 		return self._streams[:count]
 
-	@staticmethod
-	def synchronize(streams) -> None:
+	def synchronize(self, streams) -> None:
+		"""Waits for the streams (None: the whole context)."""
 		for stream in streams:
-			stream.synchronize()
+			stream.synchronize() if stream is not None else self.driver.Context.synchronize()
 
 
 def create() -> CudaBackend:
