@@ -123,6 +123,9 @@ class CudaBackend:
 
 	@staticmethod
 	def pointerOf(ary) -> int:
+		"""The device address (0 for an empty array, which pycuda does not allocate)."""
+		if ary.size == 0:
+			return 0
 		return int(ary.ptr) if hasattr(ary, "ptr") else int(ary.gpudata)
 
 	@staticmethod
