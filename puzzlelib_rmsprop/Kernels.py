@@ -7,7 +7,7 @@ import numpy as np
 
 from .Backend import getBackend
 from .Backend.TensorTable import TensorList
-from .Errors import OptimizerError
+from .Errors import OptimizerTypeError
 
 
 def asTensorList(tensors, backend) -> TensorList:
@@ -16,14 +16,18 @@ def asTensorList(tensors, backend) -> TensorList:
 
 def _makeRmspropKer(dtype: np.dtype, backend):
 	def rmsprop(param, grad, ms, learnRate, factor, epsilon, stream=None):
-		params = asTensorList(param, backend)
-		if params.dtype != dtype:
-			raise OptimizerError("rmspropKer(%s) was given %s tensors" % (dtype, params.dtype))
+		params, grads, mss = (asTensorList(t, backend) for t in (param, grad, ms))
+		oneOff = params is not param
 
-		table = params.launchTable(backend, asTensorList(grad, backend), asTensorList(ms, backend), learnRate)
+		# TensorLists come from the optimizer, checked at setupOn; loose arrays are checked here
+		if oneOff and not all(t.dtype == dtype and t.sizes == params.sizes for t in (params, grads, mss)):
+			raise OptimizerTypeError("rmspropKer(%s): param, grad and ms must be %s arrays of one size, got %s" % (
+				dtype, dtype, ", ".join("%s[%d]" % (t.dtype, sum(t.sizes)) for t in (params, grads, mss))))
+
+		table = params.launchTable(backend, grads, mss, learnRate)
 		backend.rmsprop(table, factor, epsilon, stream=stream)
 
-		if params is not param:
+		if oneOff:
 			# a table built for this call only: its device copy must outlive the asynchronous launch
 			backend.synchronize([stream])
 
@@ -41,7 +45,7 @@ def rmspropKer(dtype):
 	if kernel is None:
 		normalized = np.dtype(dtype)
 		if normalized not in [np.dtype(d) for d, _ in backend.dtypesSupported()]:
-			raise OptimizerError("RMSProp supports %s tensors, not %s" % (
+			raise OptimizerTypeError("RMSProp supports %s tensors, not %s" % (
 				", ".join(str(np.dtype(d)) for d, _ in backend.dtypesSupported()), normalized))
 		kernel = _kernels[(dtype, backend)] = _makeRmspropKer(normalized, backend)
 

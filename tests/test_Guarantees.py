@@ -1,6 +1,5 @@
 """Issue 6's guarantees: bad input gets a named OptimizerError and changes nothing; non-finite steps can be
 skipped; checkpoints survive kills and corruption; concurrent optimizers do not interfere."""
-import math
 import threading
 
 import numpy as np

@@ -214,6 +214,20 @@ def test_puzzlelib_calc_test_through_our_kernel():
 	np.testing.assert_array_equal(w.get(), expectedW)
 
 
+def test_kernel_entry_checks_loose_arrays():
+	"""A direct kernel call with mismatched arrays is refused before anything is launched."""
+	from puzzlelib_rmsprop.Errors import OptimizerTypeError
+
+	w, ms = gpuarray.to_gpu(np.ones(8, np.float32)), gpuarray.zeros((8, ), np.float32)
+	with pytest.raises(OptimizerTypeError, match=r"float32\[8\], float32\[7\], float32\[8\]"):
+		rmspropKer(np.float32)(w, gpuarray.zeros((7, ), np.float32), ms, 0.1, 0.9, 1e-5)
+	with pytest.raises(OptimizerTypeError, match="float16"):
+		rmspropKer(np.float32)(w, gpuarray.zeros((8, ), np.float16), ms, 0.1, 0.9, 1e-5)
+	with pytest.raises(OptimizerTypeError, match="not float64"):
+		rmspropKer(np.float64)
+	np.testing.assert_array_equal(w.get(), np.ones(8, np.float32))
+
+
 @settings(max_examples=40, deadline=None)
 @given(
 	sizes=st.lists(st.integers(0, 300), min_size=1, max_size=6),

@@ -85,7 +85,6 @@ class CpuBackend:
 	"""Runs the update through the C extension, one call per dtype per step."""
 
 	name = "cpu"
-	elementsPerBlock, gridSize = 1, 1
 
 	def __init__(self):
 		try:

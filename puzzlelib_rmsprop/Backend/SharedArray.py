@@ -45,9 +45,5 @@ class SharedArray:
 		shape, offset = self.regs[name]
 		return flat[offset:offset + int(np.prod(shape, dtype=np.int64))].reshape(shape)
 
-	def offset(self, name: str) -> int:
-		"""Where ``name`` starts in the flat buffer, in elements."""
-		return self.regs[name][1]
-
 	def __getitem__(self, name: str):
 		return self.blocks[name]

@@ -4,7 +4,7 @@ Rows whose three tensors directly follow the previous row's in memory and share 
 merged, so a global-state buffer with uniform multipliers is one row however many variables it holds.
 The rows are built once and reused; a new learning rate only rewrites their learnRate column.
 """
-from typing import Any, List, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -46,8 +46,8 @@ class TensorList:
 	def __len__(self) -> int:
 		return len(self.arrays)
 
-	def _rows(self, grads: "TensorList", mss: "TensorList", learnRates: np.ndarray) -> List[int]:
-		"""The rows (merged where contiguous with equal step) and the first tensor index of each."""
+	def _rows(self, grads: "TensorList", mss: "TensorList", learnRates: np.ndarray) -> np.ndarray:
+		"""The rows, merged where contiguous with an equal step; records each row's first tensor index."""
 		rows, starts, itemsize = [], [], self.dtype.itemsize
 
 		for i, (p, g, m, n) in enumerate(zip(self.pointers, grads.pointers, mss.pointers, self.sizes)):
