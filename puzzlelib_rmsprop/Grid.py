@@ -117,7 +117,10 @@ class MPINodeInfo:
 		host, copyBack = self._hostBuffer(name, tensor)
 		if self.index == 0:
 			self._wait(self.comm.Ireduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM, root=0), "the reduction of %r" % name)
-			np.divide(host, host.dtype.type(self.gridsize), out=host)
+			if isinstance(host, np.ndarray):
+				np.divide(host, host.dtype.type(self.gridsize), out=host)
+			else:  # a device array under CUDA-aware MPI: pycuda divides in place
+				host /= host.dtype.type(self.gridsize)
 		else:
 			self._wait(self.comm.Ireduce(host, None, op=self.MPI.SUM, root=0), "the reduction of %r" % name)
 		self._wait(self.comm.Ibcast(host, root=0), "the broadcast of %r" % name)
