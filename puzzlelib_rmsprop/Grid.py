@@ -27,6 +27,7 @@ logger = logging.getLogger("puzzlelib_rmsprop")
 
 CUDA_AWARE_ENV = "PUZZLELIB_RMSPROP_CUDA_AWARE_MPI"
 MPIEXEC_ENV = "PUZZLELIB_RMSPROP_MPIEXEC"
+ABORT_GRACE_SECONDS = 1.0
 
 
 class GridError(RuntimeError):
@@ -73,6 +74,7 @@ class MPINodeInfo:
 		def abortJob(kind, value, traceback):
 			previous(kind, value, traceback)
 			sys.stderr.flush()
+			time.sleep(ABORT_GRACE_SECONDS)  # let the launcher forward the message before Abort kills the job
 			comm.Abort(1)
 
 		sys.excepthook = abortJob

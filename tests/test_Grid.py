@@ -75,7 +75,7 @@ def test_dead_rank_fails_the_job(launcher, tmp_path):
 def test_hung_rank_gives_a_clear_error(launcher, tmp_path):
 	result, seconds = runRanks(launcher, 2, "hang", tmp_path, timeout=3)
 	assert result.returncode != 0 and seconds < 60
-	assert "rank 0 of 2: the reduction of 'grad' did not complete within 3 s; another rank has probably died or hung" in result.stderr
+	assert "rank 0 of 2: the reduction of 'grad' did not complete within 3 s; another rank has probably died or hung" in result.stdout + result.stderr
 
 
 def test_run_grid_returns_every_rank(launcher):
