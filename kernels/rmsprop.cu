@@ -39,6 +39,51 @@ rmspropBfloat16(const TensorEntry *table, int count, float factor, float epsilon
 }
 
 
+/* The flavours (RMSProp options, RMSPropGraves): a scalar grid-stride loop over every row, parameters of type
+   P and states of type S (float32 states for 16-bit parameters with stateDtype), math in float32. */
+template <typename P, typename S>
+__device__ __forceinline__ void flavourRows(const FlavourEntry *table, int count, const RMSPropFlavour &f)
+{
+	long long nthreads = (long long)gridDim.x * blockDim.x;
+
+	for (int k = 0; k < count; k++)
+	{
+		FlavourEntry e = table[k];
+		P *param = (P *)e.param;
+		const P *grad = (const P *)e.grad;
+		S *ms = (S *)e.ms, *mg = (S *)e.mg, *mom = (S *)e.mom;
+
+		for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < e.size; i += nthreads)
+		{
+			float p = Packet<P>::load(param[i]), m = Packet<S>::load(ms[i]);
+			float a = mg ? Packet<S>::load(mg[i]) : 0.0f, d = mom ? Packet<S>::load(mom[i]) : 0.0f;
+			rmspropFlavourStep(&p, Packet<P>::load(grad[i]), &m, &a, &d, e.learnRate, e.momentum, &f);
+			param[i] = Packet<P>::store(p);
+			ms[i] = Packet<S>::store(m);
+			if (mg)
+				mg[i] = Packet<S>::store(a);
+			if (mom)
+				mom[i] = Packet<S>::store(d);
+		}
+	}
+}
+
+#define FLAVOUR_KERNEL(NAME, P, S) \
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK) \
+NAME(const FlavourEntry *table, int count, float factor, float epsilon, float weightDecay, int centered, \
+	 int epsilonInSqrt, int momentumMode) \
+{ \
+	RMSPropFlavour f = {factor, epsilon, weightDecay, centered, epsilonInSqrt, momentumMode}; \
+	flavourRows<P, S>(table, count, f); \
+}
+
+FLAVOUR_KERNEL(flavourFloat32, float, float)
+FLAVOUR_KERNEL(flavourFloat16, __half, __half)
+FLAVOUR_KERNEL(flavourFloat16State32, __half, float)
+FLAVOUR_KERNEL(flavourBfloat16, __nv_bfloat16, __nv_bfloat16)
+FLAVOUR_KERNEL(flavourBfloat16State32, __nv_bfloat16, float)
+
+
 /* Sets *flag if any grad of the table is inf or NaN (skipNonFinite); reads the grads only. */
 template <typename T>
 __device__ __forceinline__ void flagNonFinite(const TensorEntry *table, int count, int *flag)

@@ -3,7 +3,9 @@
  * tensor and a thousand small ones parallelise alike. Build with -fno-math-errno, or gcc will not
  * vectorize sqrtf, and -ffp-contract=off for results identical to a float32 NumPy reference.
  */
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "rmsprop_host.h"
 #include "rmsprop_update.h"
@@ -50,12 +52,22 @@ static void spanFloat16(half_t *restrict param, const half_t *restrict grad, hal
 }
 
 
-typedef struct { float factor, epsilon; int dtype; int *nonFinite; } SpanArgs;
-typedef void (*SpanFn)(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args);
+typedef struct { float factor, epsilon; int dtype; int *nonFinite; const RMSPropFlavour *flavour; } SpanArgs;
+typedef void (*SpanFn)(const void *row, int64_t start, int64_t n, const SpanArgs *args);
+typedef struct { const char *rows; int count; size_t rowBytes, sizeOffset; } Table;
 
 
-static void rmspropSpan(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args)
+static int64_t rowSize(const Table *t, int k)
 {
+	int64_t n;
+	memcpy(&n, t->rows + k * t->rowBytes + t->sizeOffset, sizeof(n));
+	return n;
+}
+
+
+static void rmspropSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
+{
+	const TensorEntry *e = (const TensorEntry *)row;
 	if (args->dtype == RMSPROP_FLOAT32)
 		spanFloat32((float *)e->param + start, (const float *)e->grad + start, (float *)e->ms + start,
 					n, e->learnRate, args->factor, args->epsilon);
@@ -66,9 +78,10 @@ static void rmspropSpan(const TensorEntry *e, int64_t start, int64_t n, const Sp
 
 
 /* The bandwidth limit: the update's traffic (read param, grad, ms; write param, ms) with no math to speak of. */
-ISA_CLONES static void trafficSpan(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args)
+ISA_CLONES static void trafficSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
 {
 	(void)args;
+	const TensorEntry *e = (const TensorEntry *)row;
 	float *restrict p = (float *)e->param + start, *restrict m = (float *)e->ms + start;
 	const float *restrict g = (const float *)e->grad + start;
 
@@ -82,8 +95,9 @@ ISA_CLONES static void trafficSpan(const TensorEntry *e, int64_t start, int64_t 
 
 
 /* STREAM's triad, param = grad + s * ms, for reference: counts 12 bytes, moves 16 (write-allocate). */
-ISA_CLONES static void triadSpan(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args)
+ISA_CLONES static void triadSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
 {
+	const TensorEntry *e = (const TensorEntry *)row;
 	float *restrict a = (float *)e->param + start;
 	const float *restrict b = (const float *)e->grad + start, *restrict c = (const float *)e->ms + start;
 
@@ -93,8 +107,9 @@ ISA_CLONES static void triadSpan(const TensorEntry *e, int64_t start, int64_t n,
 
 
 /* Sets *args->nonFinite if a grad holds inf or NaN: all exponent bits set, tested on the bits so it vectorizes. */
-ISA_CLONES static void nonFiniteSpan(const TensorEntry *e, int64_t start, int64_t n, const SpanArgs *args)
+ISA_CLONES static void nonFiniteSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
 {
+	const TensorEntry *e = (const TensorEntry *)row;
 	int found = 0;
 
 	if (args->dtype == RMSPROP_FLOAT32)
@@ -119,17 +134,18 @@ ISA_CLONES static void nonFiniteSpan(const TensorEntry *e, int64_t start, int64_
 
 
 /* Runs span over the elements [begin, end) of the table seen as one concatenated array. */
-static void applyRange(const TensorEntry *table, int count, int64_t begin, int64_t end, SpanFn span, const SpanArgs *args)
+static void applyRange(const Table *t, int64_t begin, int64_t end, SpanFn span, const SpanArgs *args)
 {
 	int64_t offset = 0;
 
-	for (int k = 0; k < count && offset < end; k++)
+	for (int k = 0; k < t->count && offset < end; k++)
 	{
-		int64_t lo = begin > offset ? begin : offset, hi = offset + table[k].size < end ? offset + table[k].size : end;
+		int64_t size = rowSize(t, k);
+		int64_t lo = begin > offset ? begin : offset, hi = offset + size < end ? offset + size : end;
 		if (lo < hi)
-			span(&table[k], lo - offset, hi - lo, args);
+			span(t->rows + k * t->rowBytes, lo - offset, hi - lo, args);
 
-		offset += table[k].size;
+		offset += size;
 	}
 }
 
@@ -144,53 +160,90 @@ int rmspropHostMaxThreads(void)
 }
 
 
+#define TENSOR_TABLE(table, count) ((Table){(const char *)(table), (count), sizeof(TensorEntry), offsetof(TensorEntry, size)})
+
+
 /* Splits the table's elements evenly over the threads (one dtype per call, so evenly by bytes too). */
-static void parallelApply(const TensorEntry *table, int count, SpanFn span, const SpanArgs *args, int threads)
+static void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int threads)
 {
 	int64_t total = 0;
-	for (int k = 0; k < count; k++)
-		total += table[k].size;
+	for (int k = 0; k < t->count; k++)
+		total += rowSize(t, k);
 
 	if (threads <= 0)
 		threads = rmspropHostMaxThreads();
 	if (total < PARALLEL_MIN_ELEMENTS || threads < 2)
 	{
-		applyRange(table, count, 0, total, span, args);
+		applyRange(t, 0, total, span, args);
 		return;
 	}
 
 #ifdef _OPENMP
 	#pragma omp parallel num_threads(threads)
 	{
-		int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-		int64_t begin = (total * t / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
-		int64_t end = t == nt - 1 ? total : (total * (t + 1) / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
-		applyRange(table, count, begin, end, span, args);
+		int64_t id = omp_get_thread_num(), nt = omp_get_num_threads();
+		int64_t begin = (total * id / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
+		int64_t end = id == nt - 1 ? total : (total * (id + 1) / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
+		applyRange(t, begin, end, span, args);
 	}
 #else
-	applyRange(table, count, 0, total, span, args);
+	applyRange(t, 0, total, span, args);
 #endif
 }
 
 
 void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads)
 {
-	SpanArgs args = {factor, epsilon, dtype, NULL};
-	parallelApply(table, count, rmspropSpan, &args, threads);
+	SpanArgs args = {factor, epsilon, dtype, NULL, NULL};
+	parallelApply(&TENSOR_TABLE(table, count), rmspropSpan, &args, threads);
 }
 
 
 void rmspropHostTraffic(const TensorEntry *table, int count, int kind, int threads)
 {
-	SpanArgs args = {1.0001f, 0.0f, RMSPROP_FLOAT32, NULL};
-	parallelApply(table, count, kind == RMSPROP_TRAFFIC_TRIAD ? triadSpan : trafficSpan, &args, threads);
+	SpanArgs args = {1.0001f, 0.0f, RMSPROP_FLOAT32, NULL, NULL};
+	parallelApply(&TENSOR_TABLE(table, count), kind == RMSPROP_TRAFFIC_TRIAD ? triadSpan : trafficSpan, &args, threads);
 }
 
 
 int rmspropHostNonFinite(const TensorEntry *table, int count, int dtype, int threads)
 {
 	int nonFinite = 0;
-	SpanArgs args = {0.0f, 0.0f, dtype, &nonFinite};
-	parallelApply(table, count, nonFiniteSpan, &args, threads);
+	SpanArgs args = {0.0f, 0.0f, dtype, &nonFinite, NULL};
+	parallelApply(&TENSOR_TABLE(table, count), nonFiniteSpan, &args, threads);
 	return nonFinite;
+}
+
+
+/* The flavours: parameters of type P, states of type S, math in float32. */
+#define FLAVOUR_SPAN(NAME, P, S, LOAD_P, STORE_P, LOAD_S, STORE_S) \
+static void NAME(const void *row, int64_t start, int64_t n, const SpanArgs *args) \
+{ \
+	const FlavourEntry *e = (const FlavourEntry *)row; \
+	P *param = (P *)e->param + start; \
+	const P *grad = (const P *)e->grad + start; \
+	S *ms = (S *)e->ms + start, *mg = e->mg ? (S *)e->mg + start : NULL, *mom = e->mom ? (S *)e->mom + start : NULL; \
+	for (int64_t i = 0; i < n; i++) \
+	{ \
+		float p = LOAD_P(param[i]), m = LOAD_S(ms[i]), a = mg ? LOAD_S(mg[i]) : 0.0f, d = mom ? LOAD_S(mom[i]) : 0.0f; \
+		rmspropFlavourStep(&p, LOAD_P(grad[i]), &m, &a, &d, e->learnRate, e->momentum, args->flavour); \
+		param[i] = STORE_P(p); \
+		ms[i] = STORE_S(m); \
+		if (mg) mg[i] = STORE_S(a); \
+		if (mom) mom[i] = STORE_S(d); \
+	} \
+}
+
+#define AS_FLOAT(x) (x)
+FLAVOUR_SPAN(flavourFloat32, float, float, AS_FLOAT, AS_FLOAT, AS_FLOAT, AS_FLOAT)
+FLAVOUR_SPAN(flavourFloat16, half_t, half_t, halfToFloat, floatToHalf, halfToFloat, floatToHalf)
+FLAVOUR_SPAN(flavourFloat16State32, half_t, float, halfToFloat, floatToHalf, AS_FLOAT, AS_FLOAT)
+
+
+void rmspropHostFlavour(const FlavourEntry *table, int count, int combo, const RMSPropFlavour *flavour, int threads)
+{
+	SpanArgs args = {0.0f, 0.0f, RMSPROP_FLOAT32, NULL, flavour};
+	SpanFn spans[] = {flavourFloat32, flavourFloat16, flavourFloat16State32};
+	Table t = {(const char *)table, count, sizeof(FlavourEntry), offsetof(FlavourEntry, size)};
+	parallelApply(&t, spans[combo], &args, threads);
 }

@@ -2,6 +2,7 @@
 #ifndef PUZZLELIB_RMSPROP_HOST_H
 #define PUZZLELIB_RMSPROP_HOST_H
 
+#include "rmsprop_update.h"
 #include "tensor_table.h"
 
 enum { RMSPROP_FLOAT32 = 0, RMSPROP_FLOAT16 = 1 };
@@ -10,6 +11,10 @@ enum { RMSPROP_FLOAT32 = 0, RMSPROP_FLOAT16 = 1 };
 void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads);
 
 int rmspropHostMaxThreads(void);
+
+/* The flavours (RMSProp options, RMSPropGraves); combo: RMSPROP_FLAVOUR_* (parameter / state storage). */
+enum { RMSPROP_FLAVOUR_FLOAT32 = 0, RMSPROP_FLAVOUR_FLOAT16 = 1, RMSPROP_FLAVOUR_FLOAT16_STATE32 = 2 };
+void rmspropHostFlavour(const FlavourEntry *table, int count, int combo, const RMSPropFlavour *flavour, int threads);
 
 /* 1 if any grad in the table is inf or NaN (reads the grads only), else 0. */
 int rmspropHostNonFinite(const TensorEntry *table, int count, int dtype, int threads);

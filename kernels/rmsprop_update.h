@@ -26,4 +26,53 @@ RMSPROP_QUALIFIER void rmspropStep(float *param, float grad, float *ms, float le
 	*param += learnRate * grad / (sqrtf(m) + epsilon);
 }
 
+/* The other flavours (issue 7), one functor for all; rmspropStep above stays the default path.
+ *   g      = grad - weightDecay * param                      (L2 folded into the descent direction, torch)
+ *   ms     = factor * ms + (1 - factor) * g * g              (ms starts at initialMs: 0, or 1 in TF1)
+ *   mg     = factor * mg + (1 - factor) * g                  (centered only; the variance is ms - mg^2)
+ *   denom  = sqrt(var) + epsilon, or sqrt(var + epsilon)     (epsilonInSqrt: TF, Keras, Graves)
+ *   MOMENTUM_TORCH:  mom = momentum * mom + g / denom;          param += learnRate * mom
+ *   MOMENTUM_IN_LR:  mom = momentum * mom + learnRate * g / denom;  param += mom   (TF, Keras, PuzzleLib Graves)
+ */
+enum { MOMENTUM_NONE = 0, MOMENTUM_TORCH = 1, MOMENTUM_IN_LR = 2 };
+
+typedef struct
+{
+	float factor, epsilon, weightDecay;
+	int centered, epsilonInSqrt, momentumMode;
+}
+RMSPropFlavour;
+
+RMSPROP_QUALIFIER void rmspropFlavourStep(float *param, float grad, float *ms, float *mg, float *mom, float learnRate,
+										  float momentum, const RMSPropFlavour *f)
+{
+	float g = f->weightDecay != 0.0f ? grad - f->weightDecay * *param : grad;
+	float m = f->factor * *ms + (1.0f - f->factor) * g * g, var = m;
+	*ms = m;
+
+	if (f->centered)
+	{
+		float a = f->factor * *mg + (1.0f - f->factor) * g;
+		*mg = a;
+		var = m - a * a;
+	}
+
+	float denom = f->epsilonInSqrt ? sqrtf(var + f->epsilon) : sqrtf(var) + f->epsilon;
+
+	if (f->momentumMode == MOMENTUM_TORCH)
+	{
+		float b = momentum * *mom + g / denom;
+		*mom = b;
+		*param += learnRate * b;
+	}
+	else if (f->momentumMode == MOMENTUM_IN_LR)
+	{
+		float d = momentum * *mom + learnRate * g / denom;
+		*mom = d;
+		*param += d;
+	}
+	else
+		*param += learnRate * g / denom;
+}
+
 #endif

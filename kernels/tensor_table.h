@@ -16,4 +16,19 @@ typedef struct
 }
 TensorEntry;
 
+/* A row for the other flavours (RMSProp options, RMSPropGraves): up to three state tensors, whose storage type
+ * may differ from the parameters' (stateDtype=float32 for float16 parameters). 56 bytes a row. */
+typedef struct
+{
+	void *param;
+	const void *grad;
+	void *ms;
+	void *mg;          /* NULL unless centered */
+	void *mom;         /* NULL unless momentum */
+	long long size;
+	float learnRate;   /* optimizer learnRate times the variable's multiplier */
+	float momentum;    /* optimizer momentum times the variable's momRate */
+}
+FlavourEntry;
+
 #endif

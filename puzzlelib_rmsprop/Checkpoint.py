@@ -52,7 +52,7 @@ def save(hdf, name: str, attrs: Dict, states: Dict) -> None:
 		raise
 
 
-def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict) -> Tuple[Dict, Dict]:
+def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=frozenset()) -> Tuple[Dict, Dict]:
 	problems, newAttrs, newStates, stateGrp = [], {}, {}, {}
 
 	attrGrp = hdf.get(name + ".attrs")
@@ -79,7 +79,9 @@ def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict) -> Tuple[Dict,
 				key = "%s.%s" % (stateName, entityName)
 				ds = stateGrp.get(key)
 
-				if ds is None:
+				if ds is None and entityName in optional:
+					logger.info("checkpoint has no %r: it starts at its initial value", key)
+				elif ds is None:
 					problems.append("missing state %r" % key)
 				elif tuple(ds.shape) != tuple(entity.shape) or ds.dtype != entity.dtype:
 					problems.append("state %r is %s %s in the file but %s %s in the optimizer" % (
@@ -104,21 +106,22 @@ def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict) -> Tuple[Dict,
 	return newAttrs, newStates
 
 
-def _readChecked(f, name: str, attrs: Dict, states: Dict, rules: Dict) -> Tuple[Dict, Dict]:
+def _readChecked(f, name: str, attrs: Dict, states: Dict, rules: Dict, optional) -> Tuple[Dict, Dict]:
 	"""_read, with whatever a damaged file makes h5py raise turned into an OptimizerError."""
 	try:
-		return _read(f, name, attrs, states, rules)
+		return _read(f, name, attrs, states, rules, optional)
 	except OptimizerError:
 		raise
 	except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
 		raise OptimizerError("checkpoint %s is unreadable: %s: %s" % (getattr(f, "filename", f), type(e).__name__, e)) from e
 
 
-def load(hdf, name: str, attrs: Dict, states: Dict, rules: Dict) -> Tuple[Dict, Dict]:
+def load(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=frozenset()) -> Tuple[Dict, Dict]:
 	"""(attrs, states) read from ``hdf`` (a path or an open h5py File/Group), checked against the optimizer's
-	attributes, states and hyperparameter ``rules``; an OptimizerError lists every mismatch."""
+	attributes, states and hyperparameter ``rules``; an OptimizerError lists every mismatch. States named in
+	``optional`` may be missing (they keep their initial values)."""
 	if not isinstance(hdf, (str, os.PathLike)):
-		return _readChecked(hdf, name, attrs, states, rules)
+		return _readChecked(hdf, name, attrs, states, rules, optional)
 
 	try:
 		f = h5py.File(os.fspath(hdf), "r")
@@ -126,4 +129,4 @@ def load(hdf, name: str, attrs: Dict, states: Dict, rules: Dict) -> Tuple[Dict, 
 		raise OptimizerError("cannot open checkpoint %s as HDF5: %s" % (os.fspath(hdf), e)) from e
 
 	with f:
-		return _readChecked(f, name, attrs, states, rules)
+		return _readChecked(f, name, attrs, states, rules, optional)

@@ -3,10 +3,12 @@
 Memoized per dtype (and backend). ``param``, ``grad`` and ``ms`` are either three arrays (one tensor) or three
 TensorLists (one launch for all of them, with one learnRate per tensor).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .Backend import getBackend
-from .Backend.TensorTable import TensorList
+from .Backend.TensorTable import FlavourTable, TensorList
 from .Errors import OptimizerTypeError
 
 
@@ -35,6 +37,37 @@ def _makeRmspropKer(dtype: np.dtype, backend):
 
 
 _kernels = {}
+
+
+class Flavour(NamedTuple):
+	"""The options of the flavour kernels (kernels/rmsprop_update.h, RMSPropFlavour)."""
+	factor: float
+	epsilon: float
+	weightDecay: float = 0.0
+	centered: bool = False
+	epsilonInSqrt: bool = False
+	momentumMode: int = 0  # 0 none, 1 torch (param += lr * mom), 2 TF / Graves (mom holds lr * g / denom)
+
+
+MOMENTUM_NONE, MOMENTUM_TORCH, MOMENTUM_IN_LR = 0, 1, 2
+
+
+def flavourUpdate(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavour, stream=None) -> None:
+	"""The flavour update: ``param``, ``grad`` and the states (``mg``, ``mom`` may be None) as TensorLists from the
+	optimizer (their table is built once and cached on ``param``) or as single arrays. The states may be float32
+	for 16-bit parameters (stateDtype)."""
+	backend = getBackend()
+	params = asTensorList(param, backend)
+	lists = [asTensorList(t, backend) if t is not None else None for t in (grad, ms, mg, mom)]
+
+	table = getattr(params, "flavourTable", None)
+	if table is None:
+		table = params.flavourTable = FlavourTable(backend, params, *lists)
+
+	stateDtype = lists[1].dtype
+	backend.flavour(table.launchTable(learnRate, momentum), stateDtype, flavour, stream=stream)
+	if params is not param:
+		backend.synchronize([stream])  # the one-off table's device copy must outlive the launch
 
 
 def rmspropKer(dtype):

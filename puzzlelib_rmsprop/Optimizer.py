@@ -23,15 +23,15 @@ from .Validation import Range, checkMultiplier
 from .Variable import Variable
 
 logger = logging.getLogger("puzzlelib_rmsprop")
-_learnRate = attrgetter("learnRate")
+_learnRate, _momRate = attrgetter("learnRate"), attrgetter("momRate")
 
 
 class MultiVariable:
 	"""Several variables of one dtype presented to ``updateVar`` as one: ``data`` and ``grad`` are TensorLists
 	and ``learnRate`` holds each variable's multiplier, so ``optimizer.learnRate * var.learnRate`` still works."""
 
-	def __init__(self, data: TensorList, grad: TensorList, learnRate: np.ndarray):
-		self.data, self.grad, self.learnRate = data, grad, learnRate
+	def __init__(self, data: TensorList, grad: TensorList, learnRate: np.ndarray, momRate: np.ndarray):
+		self.data, self.grad, self.learnRate, self.momRate = data, grad, learnRate, momRate
 
 
 class VariableGroup:
@@ -40,23 +40,26 @@ class VariableGroup:
 
 	def __init__(self, names: List[str], variables: List, states: List[Dict]):
 		self.names, self.variables, self.states = names, variables, states
-		self._multipliers, self._active, self._launch, self._single, self._gradList = None, None, None, None, None
+		self._multipliers, self._momRates, self._active = None, None, None
+		self._launch, self._single, self._gradList = None, None, None
 
 	def _batch(self, backend, indices: List[int]):
 		"""(MultiVariable, state of TensorLists) over the variables at ``indices``."""
 		pick = lambda arrays: TensorList([arrays[i] for i in indices], backend.pointerOf)
 		var = MultiVariable(pick([v.data for v in self.variables]), pick([v.grad for v in self.variables]),
-							np.array([self._multipliers[i] for i in indices], dtype=np.float64))
+							np.array([self._multipliers[i] for i in indices], dtype=np.float64),
+							np.array([self._momRates[i] for i in indices], dtype=np.float64))
 		return var, {key: pick([s[key] for s in self.states]) for key in (self.states[0] if self.states else {})}
 
 	def _refresh(self) -> None:
-		"""Re-reads the multipliers; a change (or the first call) invalidates the batches. Raises OptimizerError
-		on a non-finite multiplier, before anything is launched."""
-		multipliers = list(map(_learnRate, self.variables))
-		if multipliers != self._multipliers:
-			for name, m in zip(self.names, multipliers):
-				checkMultiplier(name, m)
-			self._multipliers, self._launch, self._single = multipliers, None, None
+		"""Re-reads the learnRate and momRate multipliers; a change (or the first call) invalidates the batches.
+		Raises OptimizerError on a non-finite multiplier, before anything is launched."""
+		multipliers, momRates = list(map(_learnRate, self.variables)), list(map(_momRate, self.variables))
+		if multipliers != self._multipliers or momRates != self._momRates:
+			for name, m, r in zip(self.names, multipliers, momRates):
+				checkMultiplier(name, m, "learnRate")
+				checkMultiplier(name, r, "momRate")
+			self._multipliers, self._momRates, self._launch, self._single = multipliers, momRates, None, None
 			self._active = [i for i, m in enumerate(multipliers) if m > 0.0]  # PuzzleLib skips the rest entirely
 
 	def launch(self, backend):
@@ -307,7 +310,8 @@ class Optimizer:
 
 	def load(self, hdf, name: Optional[str] = None) -> None:
 		"""Reads what save() wrote (or what PuzzleLib's local-state save wrote); checks everything first."""
-		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self.states, type(self).attrRules)
+		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self.states, type(self).attrRules,
+										getattr(type(self), "optionalStates", set()))
 
 		for attrName, value in attrs.items():
 			self.setAttr(attrName, value)

@@ -1,6 +1,9 @@
 """RMSProp, as PuzzleLib 1.0.3 computes it, with a fused kernel per dtype."""
 from .Backend import gpuarray
-from .Kernels import rmspropKer
+import numpy as np
+
+from .Errors import OptimizerTypeError
+from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, Flavour, flavourUpdate, rmspropKer
 from .Optimizer import Optimizer
 from .Validation import Range
 
@@ -37,19 +40,52 @@ class RMSProp(Optimizer):
 
 	attrRules = {**Optimizer.attrRules, "factor": Range(0, 1, highOpen=True), "epsilon": Range(0, lowOpen=True)}
 
+	#: states a checkpoint may lack (saved before the option that needs them was turned on): they start at 0
+	optionalStates = {"mg", "mom"}
+
 	def __init__(self, learnRate: float = 1e-3, factor: float = 0.9, epsilon: float = 1e-5, nodeinfo=None, *,
-				 skipNonFinite: bool = False):
+				 skipNonFinite: bool = False, momentum: float = 0.0, centered: bool = False,
+				 epsilonInSqrt: bool = False, initialMs: float = 0.0, weightDecay: float = 0.0, stateDtype=None):
 		super().__init__(nodeinfo, skipNonFinite=skipNonFinite)
 
 		self.setAttr("learnRate", learnRate)
 		self.setAttr("factor", factor)
 		self.setAttr("epsilon", epsilon)
 
+		for name, value in (("momentum", momentum), ("initialMs", initialMs), ("weightDecay", weightDecay)):
+			Range(0).check("RMSProp", name, value)
+		if stateDtype is not None and np.dtype(stateDtype) != np.float32:
+			raise OptimizerTypeError("RMSProp.stateDtype must be None (the parameters' dtype) or np.float32, got %s" % stateDtype)
+
+		self.momentum, self.centered, self.epsilonInSqrt = float(momentum), bool(centered), bool(epsilonInSqrt)
+		self.initialMs, self.weightDecay = float(initialMs), float(weightDecay)
+		self.stateDtype = None if stateDtype is None else np.dtype(stateDtype)
+
+	@property
+	def puzzlelibFlavour(self) -> bool:
+		"""True with every option at its default: PuzzleLib's RMSProp, on the default kernel."""
+		return not (self.momentum or self.centered or self.epsilonInSqrt or self.weightDecay)
+
 	def setupState(self, var):
-		return {"ms": gpuarray.zeros(var.data.shape, dtype=var.data.dtype)}
+		dtype = self.stateDtype or var.data.dtype
+		state = {"ms": gpuarray.zeros(var.data.shape, dtype=dtype)}
+		if self.initialMs:
+			state["ms"].fill(self.initialMs)
+		if self.centered:
+			state["mg"] = gpuarray.zeros(var.data.shape, dtype=dtype)
+		if self.momentum > 0.0:
+			state["mom"] = gpuarray.zeros(var.data.shape, dtype=dtype)
+		return state
 
 	def updateVar(self, var, state, stream=None):
-		rmspropKer(var.data.dtype)(
-			var.data, var.grad, state["ms"], self.learnRate * var.learnRate, self.factor, self.epsilon, stream=stream
-		)
+		if self.puzzlelibFlavour and state["ms"].dtype == var.data.dtype:
+			rmspropKer(var.data.dtype)(
+				var.data, var.grad, state["ms"], self.learnRate * var.learnRate, self.factor, self.epsilon, stream=stream
+			)
+			return
+
+		flavour = Flavour(self.factor, self.epsilon, self.weightDecay, self.centered, self.epsilonInSqrt,
+						  MOMENTUM_TORCH if self.momentum > 0.0 else MOMENTUM_NONE)
+		flavourUpdate(var.data, var.grad, state["ms"], state.get("mg"), state.get("mom"), self.learnRate * var.learnRate,
+					  self.momentum * var.momRate, flavour, stream=stream)
 

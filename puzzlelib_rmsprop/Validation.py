@@ -26,7 +26,7 @@ class Range:
 			raise OptimizerError("%s.%s must be in %s, got %r" % (owner, name, self, value))
 
 
-def checkMultiplier(name: str, value) -> None:
-	"""A variable's learnRate multiplier: any finite real (<= 0 freezes it, as in PuzzleLib)."""
+def checkMultiplier(name: str, value, which: str = "learnRate") -> None:
+	"""A variable's learnRate or momRate multiplier: any finite real (learnRate <= 0 freezes it, as in PuzzleLib)."""
 	if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-		raise OptimizerError("variable %r: learnRate multiplier must be a finite number, got %r" % (name, value))
+		raise OptimizerError("variable %r: %s multiplier must be a finite number, got %r" % (name, which, value))

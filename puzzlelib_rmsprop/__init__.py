@@ -11,9 +11,10 @@ from .Errors import BackendError, OptimizerError
 from .Hooks import Hook, WeightDecay
 from .Optimizer import Optimizer
 from .RMSProp import RMSProp
+from .RMSPropGraves import RMSPropGraves
 from .Variable import Variable
 
 logging.getLogger("puzzlelib_rmsprop").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
-__all__ = ["Config", "RMSProp", "Optimizer", "Variable", "WeightDecay", "Hook", "OptimizerError", "BackendError"]
+__all__ = ["Config", "RMSProp", "RMSPropGraves", "Optimizer", "Variable", "WeightDecay", "Hook", "OptimizerError", "BackendError"]

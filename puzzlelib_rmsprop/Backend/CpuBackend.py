@@ -12,6 +12,11 @@ logger = logging.getLogger("puzzlelib_rmsprop")
 
 #: dtype -> code understood by kernels/rmsprop_host.h
 DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
+#: (parameter dtype, state dtype) -> RMSPROP_FLAVOUR_* in kernels/rmsprop_host.h
+FLAVOUR_COMBOS = {
+	(np.dtype(np.float32), np.dtype(np.float32)): 0, (np.dtype(np.float16), np.dtype(np.float16)): 1,
+	(np.dtype(np.float16), np.dtype(np.float32)): 2,
+}
 
 
 class GPUArray(np.ndarray):
@@ -131,6 +136,13 @@ class CpuBackend:
 			table.address, len(table.rows), table.code,
 			float(factor), float(epsilon), int(Config.cpuThreads)
 		)
+
+	def flavour(self, table: LaunchTable, stateDtype, f, stream=None) -> None:
+		"""The flavour update (RMSProp options, RMSPropGraves) for every row of ``table``."""
+		combo = FLAVOUR_COMBOS[(table.dtype, np.dtype(stateDtype))]
+		self.kernels.flavour(table.address, len(table.rows), combo, float(f.factor), float(f.epsilon),
+							 float(f.weightDecay), int(f.centered), int(f.epsilonInSqrt), int(f.momentumMode),
+							 int(Config.cpuThreads))
 
 	def anyNonFinite(self, tables) -> bool:
 		"""Whether any grad in the tables holds inf or NaN (a vectorized, threaded pass over the grads)."""

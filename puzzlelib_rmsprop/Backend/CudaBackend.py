@@ -156,7 +156,8 @@ class CudaBackend:
 		"""Copies the rows to the device once; they are reused every step until the variables change."""
 		itemsize = np.dtype(dtype).itemsize
 		grid = self.gridFor(int(rows["size"].sum()), itemsize)
-		spreadBlocks(rows, BLOCK * PACKET_BYTES // itemsize, grid)
+		if "blockOffset" in rows.dtype.names:
+			spreadBlocks(rows, BLOCK * PACKET_BYTES // itemsize, grid)
 
 		memory = self.driver.to_device(rows) if len(rows) > 0 else None
 		return LaunchTable(rows, dtype, address=int(memory) if memory is not None else 0, keepAlive=memory, grid=grid)
@@ -175,6 +176,17 @@ class CudaBackend:
 		kernel.prepared_async_call(
 			(table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows),
 			np.float32(factor), np.float32(epsilon)
+		)
+
+	def flavour(self, table: LaunchTable, stateDtype, f, stream=None) -> None:
+		"""The flavour update (RMSProp options, RMSPropGraves) for every row of ``table``."""
+		if len(table.rows) == 0:
+			return
+		name = "flavour" + KERNEL_NAMES[table.dtype] + ("State32" if np.dtype(stateDtype) != table.dtype else "")
+		kernel = self.kernel(name, "Pifffiii")
+		kernel.prepared_async_call(
+			(table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), np.float32(f.factor),
+			np.float32(f.epsilon), np.float32(f.weightDecay), int(f.centered), int(f.epsilonInSqrt), int(f.momentumMode)
 		)
 
 	def anyNonFinite(self, tables) -> bool:

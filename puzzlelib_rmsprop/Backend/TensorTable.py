@@ -15,6 +15,13 @@ TABLE_DTYPE = np.dtype([
 ])
 assert TABLE_DTYPE.itemsize == 40
 
+#: Must match FlavourEntry in kernels/tensor_table.h; a null mg or mom pointer means "not used".
+FLAVOUR_DTYPE = np.dtype([
+	("param", np.uint64), ("grad", np.uint64), ("ms", np.uint64), ("mg", np.uint64), ("mom", np.uint64),
+	("size", np.int64), ("learnRate", np.float32), ("momentum", np.float32)
+])
+assert FLAVOUR_DTYPE.itemsize == 56
+
 
 def spreadBlocks(rows: np.ndarray, elementsPerBlock: int, gridSize: int) -> None:
 	"""Sets each row's first block so that consecutive small rows land on different blocks of the grid."""
@@ -93,3 +100,29 @@ class TensorList:
 
 		self._key = key
 		return self._table
+
+
+class FlavourTable:
+	"""The rows of a flavour launch (one per tensor, no merging), built once per set of TensorLists and reused;
+	new learning rates or momenta rewrite their columns."""
+
+	def __init__(self, backend, params: TensorList, grads: TensorList, ms: TensorList, mg=None, mom=None):
+		rows = np.zeros(len(params), dtype=FLAVOUR_DTYPE)
+		for field, tensors in (("param", params), ("grad", grads), ("ms", ms), ("mg", mg), ("mom", mom)):
+			if tensors is not None:
+				rows[field] = tensors.pointers
+		rows["size"] = params.sizes
+
+		self.backend, self.table, self._key = backend, backend.prepareTable(rows, params.dtype), None
+
+	def launchTable(self, learnRates, momenta) -> LaunchTable:
+		rates = np.asarray(learnRates, dtype=np.float64)
+		moms = np.asarray(momenta, dtype=np.float64)
+		key = rates.tobytes() + moms.tobytes()
+		if key != self._key:
+			n = len(self.table.rows)
+			self.table.rows["learnRate"] = np.broadcast_to(rates.astype(np.float32), (n, ))
+			self.table.rows["momentum"] = np.broadcast_to(moms.astype(np.float32), (n, ))
+			self.backend.refreshTable(self.table)
+			self._key = key
+		return self.table

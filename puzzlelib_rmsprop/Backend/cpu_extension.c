@@ -88,6 +88,38 @@ static PyObject *traffic(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 }
 
 
+static PyObject *flavour(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	if (nargs != 10)
+	{
+		PyErr_SetString(PyExc_TypeError, "flavour(tableAddress, count, combo, factor, epsilon, weightDecay, centered, "
+						"epsilonInSqrt, momentumMode, threads) takes 10 arguments");
+		return NULL;
+	}
+
+	void *table = PyLong_AsVoidPtr(args[0]);
+	long count = PyLong_AsLong(args[1]), combo = PyLong_AsLong(args[2]), threads = PyLong_AsLong(args[9]);
+	RMSPropFlavour f = {
+		(float)PyFloat_AsDouble(args[3]), (float)PyFloat_AsDouble(args[4]), (float)PyFloat_AsDouble(args[5]),
+		(int)PyLong_AsLong(args[6]), (int)PyLong_AsLong(args[7]), (int)PyLong_AsLong(args[8])
+	};
+	if (PyErr_Occurred())
+		return NULL;
+	if (combo < RMSPROP_FLAVOUR_FLOAT32 || combo > RMSPROP_FLAVOUR_FLOAT16_STATE32)
+	{
+		PyErr_Format(PyExc_ValueError, "unknown parameter/state combination %ld", combo);
+		return NULL;
+	}
+
+	Py_BEGIN_ALLOW_THREADS
+	rmspropHostFlavour((const FlavourEntry *)table, (int)count, (int)combo, &f, (int)threads);
+	Py_END_ALLOW_THREADS
+
+	Py_RETURN_NONE;
+}
+
+
 static PyObject *maxThreads(PyObject *self, PyObject *unused)
 {
 	(void)self; (void)unused;
@@ -108,6 +140,7 @@ static PyObject *openmp(PyObject *self, PyObject *unused)
 
 static PyMethodDef methods[] = {
 	{"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_FASTCALL, "Apply RMSProp to every row of a tensor table."},
+	{"flavour", (PyCFunction)(void (*)(void))flavour, METH_FASTCALL, "RMSProp flavours over a table of FlavourEntry rows."},
 	{"nonFinite", (PyCFunction)(void (*)(void))nonFinite, METH_FASTCALL, "Whether any grad in the table is inf or NaN."},
 	{"traffic", (PyCFunction)(void (*)(void))traffic, METH_FASTCALL,
 	 "Benchmark reference: the update's traffic without math (kind 0) or STREAM's triad (kind 1), float32."},

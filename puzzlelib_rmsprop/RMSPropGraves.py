@@ -1,0 +1,39 @@
+"""RMSPropGraves, as PuzzleLib 1.0.3 computes it (Graves 2013, arXiv:1308.0850, eq. 38-41)."""
+from .Backend import gpuarray
+from .Kernels import MOMENTUM_IN_LR, Flavour, flavourUpdate
+from .Optimizer import Optimizer
+from .Validation import Range
+
+
+class RMSPropGraves(Optimizer):
+	r"""Centered RMSProp with momentum, epsilon inside the square root, PuzzleLib's RMSPropGraves exactly.
+
+	Per element, in float32, with ``g`` the descent direction (PuzzleLib's sign convention)::
+
+	    ms    <- alpha * ms + (1 - alpha) * g * g
+	    mg    <- alpha * mg + (1 - alpha) * g
+	    delta <- momRate * var.momRate * delta + learnRate * var.learnRate * g / sqrt(ms - mg * mg + epsilon)
+	    param <- param + delta
+
+	States ``mg``, ``ms``, ``delta`` start at 0 and are saved under those names, as PuzzleLib saves them.
+	"""
+
+	attrRules = {**Optimizer.attrRules, "alpha": Range(0, 1, highOpen=True), "momRate": Range(0, 1, highOpen=True),
+				 "epsilon": Range(0, lowOpen=True)}
+
+	def __init__(self, learnRate: float = 1e-4, alpha: float = 0.95, momRate: float = 0.9, epsilon: float = 1e-4,
+				 nodeinfo=None, *, skipNonFinite: bool = False):
+		super().__init__(nodeinfo, skipNonFinite=skipNonFinite)
+
+		self.setAttr("learnRate", learnRate)
+		self.setAttr("alpha", alpha)
+		self.setAttr("momRate", momRate)
+		self.setAttr("epsilon", epsilon)
+
+	def setupState(self, var):
+		return {key: gpuarray.zeros(var.data.shape, dtype=var.data.dtype) for key in ("mg", "ms", "delta")}
+
+	def updateVar(self, var, state, stream=None):
+		flavour = Flavour(self.alpha, self.epsilon, centered=True, epsilonInSqrt=True, momentumMode=MOMENTUM_IN_LR)
+		flavourUpdate(var.data, var.grad, state["ms"], state["mg"], state["delta"], self.learnRate * var.learnRate,
+					  self.momRate * var.momRate, flavour, stream=stream)
