@@ -55,7 +55,7 @@ class RMSProp(Optimizer):
 		for name, value in (("momentum", momentum), ("initialMs", initialMs), ("weightDecay", weightDecay)):
 			Range(0).check("RMSProp", name, value)
 		if stateDtype is not None and np.dtype(stateDtype) != np.float32:
-			raise OptimizerTypeError("RMSProp.stateDtype must be None (the parameters' dtype) or np.float32, got %s" % stateDtype)
+			raise OptimizerTypeError("RMSProp.stateDtype must be None (the parameters' dtype) or np.float32, got %s" % np.dtype(stateDtype))
 
 		self.momentum, self.centered, self.epsilonInSqrt = float(momentum), bool(centered), bool(epsilonInSqrt)
 		self.initialMs, self.weightDecay = float(initialMs), float(weightDecay)

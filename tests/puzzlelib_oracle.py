@@ -66,6 +66,7 @@ def load():
 			"Activation": "PuzzleLib.Modules.Activation", "Add": "PuzzleLib.Modules.Add",
 			"Concat": "PuzzleLib.Modules.Concat", "MSE": "PuzzleLib.Cost.MSE",
 			"RMSProp": "PuzzleLib.Optimizers.RMSProp", "Hooks": "PuzzleLib.Optimizers.Hooks",
+			"RMSPropGraves": "PuzzleLib.Optimizers.RMSPropGraves",
 		}
 		return type("PuzzleLib", (), {key: importlib.import_module(mod) for key, mod in names.items()})
 	except Exception as e:

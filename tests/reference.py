@@ -19,3 +19,47 @@ def rmspropStep(param, grad, ms, learnRate, factor=0.9, epsilon=1e-5):
 def weightDecay(grad, param, rate):
 	"""PuzzleLib's weightDecayKer: grad - rate * param in float32."""
 	return (grad - np.float32(rate) * param).astype(grad.dtype)
+
+
+def flavourStep(param, grad, ms, mg, mom, learnRate, momentum, factor, epsilon, weightDecay=0.0, centered=False,
+				epsilonInSqrt=False, momentumMode=0):
+	"""kernels/rmsprop_update.h's rmspropFlavourStep in NumPy float32, same operation order: new
+	(param, ms, mg, mom) in the input dtypes (mg, mom may be None)."""
+	f32 = lambda a: None if a is None else np.asarray(a).astype(np.float32)
+	p, g, m, a, d = f32(param), f32(grad), f32(ms), f32(mg), f32(mom)
+	fac, eps, wd = np.float32(factor), np.float32(epsilon), np.float32(weightDecay)
+	lr, mo = np.float32(learnRate), np.float32(momentum)
+
+	if weightDecay != 0.0:
+		g = g - wd * p
+	m = fac * m + (np.float32(1.0) - fac) * g * g
+	var = m
+	if centered:
+		a = fac * a + (np.float32(1.0) - fac) * g
+		var = m - a * a
+	denom = np.sqrt(var + eps) if epsilonInSqrt else np.sqrt(var) + eps
+
+	if momentumMode == 1:
+		d = mo * d + g / denom
+		p = p + lr * d
+	elif momentumMode == 2:
+		d = mo * d + lr * g / denom
+		p = p + d
+	else:
+		p = p + lr * g / denom
+
+	cast = lambda new, old: None if old is None else new.astype(np.asarray(old).dtype)
+	return cast(p, param), cast(m, ms), cast(a, mg), cast(d, mom)
+
+
+def tf1Step(param, grad, ms, mg, mom, learnRate, decay, momentum, epsilon, centered):
+	"""TensorFlow 1's RMSPropOptimizer (training_ops ApplyRMSProp / ApplyCenteredRMSProp), float32, with TF's
+	gradient sign (minus ours): ms starts at 1; mom accumulates lr * g / sqrt(ms [- mg^2] + epsilon)."""
+	p, g, m = (np.asarray(x, np.float32) for x in (param, grad, ms))
+	m = m + (g * g - m) * np.float32(1 - decay)
+	denom = m
+	if centered:
+		mg = mg + (g - mg) * np.float32(1 - decay)
+		denom = m - mg * mg
+	mom = np.float32(momentum) * mom + np.float32(learnRate) * g / np.sqrt(denom + np.float32(epsilon))
+	return p - mom, m, mg, mom

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import rmspropStep, weightDecay
+from reference import flavourStep, rmspropStep, weightDecay
 from puzzlelib_rmsprop.Backend.CpuBackend import pointerOf
 from puzzlelib_rmsprop.Backend.kernelSource import kernelDir
-from puzzlelib_rmsprop.Backend.TensorTable import LaunchTable, TensorList, spreadBlocks
+from puzzlelib_rmsprop.Backend.TensorTable import FlavourTable, LaunchTable, TensorList, spreadBlocks
 
 HERE = Path(__file__).resolve().parent / "cuda_on_host"
 CUDA_INCLUDE = Path("/usr/local/cuda/include")
@@ -37,6 +37,8 @@ def hostCuda(tmp_path_factory):
 	lib.hostWeightDecay.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float, ctypes.c_longlong,
 									ctypes.c_uint, ctypes.c_uint]
 	lib.hostNonFinite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
+	lib.hostFlavour.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_float,
+								ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
 	return lib
 
 
@@ -47,7 +49,8 @@ class HostGrid:
 		self.grid, self.block = grid, block
 
 	def prepareTable(self, rows, dtype):
-		spreadBlocks(rows, self.block * 16 // np.dtype(dtype).itemsize, self.grid)
+		if "blockOffset" in rows.dtype.names:
+			spreadBlocks(rows, self.block * 16 // np.dtype(dtype).itemsize, self.grid)
 		return LaunchTable(rows, dtype, rows.__array_interface__["data"][0], grid=self.grid)
 
 	def refreshTable(self, table):
@@ -177,3 +180,44 @@ def test_non_finite_check_kernel(hostCuda, dtype, bad):
 	lists = [TensorList([t[k] for t in tensors], pointerOf) for k in range(3)]
 	table = lists[1].launchTable(HostGrid(4, 32), lists[1], lists[1], 0.0)
 	assert hostCuda.hostNonFinite(DTYPE_CODES[dtype], table.address, len(table.rows), 4, 32) == (bad is not None)
+
+
+FLAVOUR_COMBOS = [("float32", "float32"), ("float16", "float16"), ("float16", "float32"), ("bfloat16", "bfloat16"),
+				  ("bfloat16", "float32")]
+
+
+@pytest.mark.parametrize("combo", range(len(FLAVOUR_COMBOS)))
+@pytest.mark.parametrize("options", [
+	dict(weightDecay=0.0, centered=False, epsilonInSqrt=False, momentumMode=1),
+	dict(weightDecay=0.01, centered=True, epsilonInSqrt=True, momentumMode=2),
+	dict(weightDecay=0.0, centered=True, epsilonInSqrt=False, momentumMode=0),
+])
+def test_flavour_kernels(hostCuda, combo, options):
+	"""The flavour kernels of rmsprop.cu for every parameter/state storage pair, on a multi-tensor table built by
+	the library's FlavourTable, against the NumPy transcription of rmspropFlavourStep."""
+	paramType, stateType = FLAVOUR_COMBOS[combo]
+	(pStore, pEnc, pDec), (sStore, sEnc, sDec) = storage(paramType), storage(stateType)
+	rng = np.random.default_rng(combo)
+	sizes, rates, momenta = [3, 257, 1000], [1e-2, 2e-3, 0.0], [0.9, 0.5, 0.9]
+
+	tensors = []
+	for n in sizes:
+		p, g = (np.ascontiguousarray(pEnc(rng.standard_normal(n).astype(np.float32)).astype(pStore)) for _ in range(2))
+		# ms >= 1 keeps ms - mg^2 positive (a NaN's payload is not something to compare across converters)
+		ms = np.ascontiguousarray(sEnc((1 + rng.random(n)).astype(np.float32)).astype(sStore))
+		mg, mom = (np.ascontiguousarray(sEnc((0.1 * rng.standard_normal(n)).astype(np.float32)).astype(sStore)) for _ in range(2))
+		tensors.append([p, g, ms, mg, mom])
+
+	wants = []
+	for (p, g, ms, mg, mom), lr, mo in zip(tensors, rates, momenta):
+		new = flavourStep(pDec(p), pDec(g), sDec(ms), sDec(mg), sDec(mom), lr, mo, 0.9, 1e-4, **options)
+		wants.append([pEnc(new[0]), sEnc(new[1]), sEnc(new[2]), sEnc(new[3])])
+
+	lists = [TensorList([t[k] for t in tensors], pointerOf) for k in range(5)]
+	table = FlavourTable(HostGrid(3, 64), *lists).launchTable(rates, momenta)
+	hostCuda.hostFlavour(combo, table.address, len(table.rows), 0.9, 1e-4, options["weightDecay"], options["centered"],
+						 options["epsilonInSqrt"], options["momentumMode"], 3, 64)
+
+	for t, want in zip(tensors, wants):
+		for got, expected in zip([t[0], t[2], t[3], t[4]], want):
+			np.testing.assert_array_equal(got, expected)

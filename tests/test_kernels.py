@@ -44,7 +44,8 @@ def cubin(request, tmp_path_factory):
 		capture_output=True, text=True
 	)
 	assert result.returncode == 0, result.stderr
-	for kernel in RMSPROP_KERNELS + ("weightDecayFloat32", "trafficLimitFloat32"):
+	flavours = ("flavourFloat32", "flavourFloat16", "flavourFloat16State32", "flavourBfloat16", "flavourBfloat16State32")
+	for kernel in RMSPROP_KERNELS + flavours + ("weightDecayFloat32", "trafficLimitFloat32"):
 		assert "Compiling entry function '%s'" % kernel in result.stderr
 	return request.param, path
 

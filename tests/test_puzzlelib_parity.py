@@ -10,7 +10,7 @@ ATOL = 2e-5 is 1/50 of one step at learnRate 1e-3, so a wrong sign, epsilon plac
 import numpy as np
 import pytest
 
-from puzzlelib_rmsprop import OptimizerError, RMSProp, WeightDecay
+from puzzlelib_rmsprop import OptimizerError, RMSProp, RMSPropGraves, WeightDecay
 
 pytestmark = pytest.mark.puzzlelib
 
@@ -238,3 +238,43 @@ def test_puzzlelib_global_state_checkpoint_is_refused_with_the_reason(puzzlelib,
 	ours = Run(pl, "sequential", RMSProp(), True)
 	with pytest.raises(OptimizerError, match="PuzzleLib's global-state file, keyed by dtype"):
 		ours.opt.load(path)
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+@pytest.mark.parametrize("netName", sorted(NETS))
+def test_graves_matches_puzzlelib(puzzlelib, netName, useGlobalState):
+	"""RMSPropGraves with default hyperparameters except a larger learnRate (so 20 steps move the weights)."""
+	pl = puzzlelib
+	theirs = Run(pl, netName, pl.RMSPropGraves.RMSPropGraves(learnRate=1e-3), useGlobalState).train(STEPS)
+	ours = Run(pl, netName, RMSPropGraves(learnRate=1e-3), useGlobalState).train(STEPS)
+
+	assertRunsAgree(theirs, ours)
+	assert theirs.losses[-1] < theirs.losses[0]
+
+
+def test_graves_checkpoints_interchange(puzzlelib, tmp_path):
+	pl, path = puzzlelib, str(tmp_path / "graves.hdf")
+	theirs = Run(pl, "sequential", pl.RMSPropGraves.RMSPropGraves(learnRate=1e-3), False)
+	saved = saveAndContinue(theirs, path)
+	resumeAndCompare(theirs, Run(pl, "sequential", RMSPropGraves(), True), saved, path)
+
+
+def test_puzzlelib_graves_calc_test_on_our_kernel(puzzlelib, monkeypatch):
+	"""PuzzleLib's own RMSPropGraves.calcTest (epsilon 10, random initial mg, ms, delta), on our flavour kernel."""
+	import importlib
+	from puzzlelib_rmsprop.Kernels import MOMENTUM_IN_LR, Flavour, flavourUpdate
+
+	module = importlib.import_module("PuzzleLib.Optimizers.RMSPropGraves")
+	calls = []
+
+	def ourKer(dtype):
+		def launch(w, dw, mg, ms, delta, lr, alpha, mr, epsilon, stream=None):
+			calls.append(dtype)
+			flavour = Flavour(alpha, epsilon, centered=True, epsilonInSqrt=True, momentumMode=MOMENTUM_IN_LR)
+			flavourUpdate(w.data, dw.data, ms.data, mg.data, delta.data, lr, mr, flavour)
+		return launch
+
+	monkeypatch.setattr(module, "rmspropGravesKer", ourKer)
+	np.random.seed(0)
+	module.calcTest(np.float32, 1e-5)
+	assert calls == [np.float32]

@@ -29,3 +29,11 @@ extern "C" int hostNonFinite(int dtype, const TensorEntry *table, int count, uns
 		launchOnHost(grid, block, nonFiniteBfloat16, table, count, &flag);
 	return flag;
 }
+
+extern "C" void hostFlavour(int combo, const FlavourEntry *table, int count, float factor, float epsilon, float weightDecay,
+							int centered, int epsilonInSqrt, int momentumMode, unsigned int grid, unsigned int block)
+{
+	decltype(&flavourFloat32) kernels[] = {flavourFloat32, flavourFloat16, flavourFloat16State32, flavourBfloat16,
+										   flavourBfloat16State32};
+	launchOnHost(grid, block, kernels[combo], table, count, factor, epsilon, weightDecay, centered, epsilonInSqrt, momentumMode);
+}

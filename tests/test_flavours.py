@@ -1,0 +1,189 @@
+"""Issue 7: RMSProp's options and RMSPropGraves, each against the framework it reproduces."""
+import os
+
+import numpy as np
+import pytest
+
+from conftest import ParamBag, randomGrads, snapshot
+from reference import flavourStep, tf1Step
+from puzzlelib_rmsprop import OptimizerError, RMSProp, RMSPropGraves
+from puzzlelib_rmsprop.Errors import OptimizerTypeError
+
+SPECS = {"a": ((7, 5), np.float32), "b": ((130, ), np.float32)}
+
+
+def needTorch():
+	try:
+		import torch
+		return torch
+	except ImportError as e:
+		if os.environ.get("CI"):
+			pytest.fail("torch is part of the test setup in CI: %s" % e)
+		pytest.skip("torch is not installed")
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+@pytest.mark.parametrize("weightDecay", [0.0, 0.01])
+@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_matches_torch_optim_rmsprop(momentum, centered, weightDecay, useGlobalState):
+	"""50 steps against torch.optim.RMSprop(lr, alpha, eps, weight_decay, momentum, centered); torch's grad is
+	minus ours. float32 on both sides, different operation orders (torch's lerp and addcdiv): rtol 1e-5."""
+	torch = needTorch()
+	lr, alpha, eps = 1e-2, 0.9, 1e-6
+	bag = ParamBag(SPECS, rng=np.random.default_rng(0))
+	opt = RMSProp(learnRate=lr, factor=alpha, epsilon=eps, momentum=momentum, centered=centered, weightDecay=weightDecay)
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+
+	params = {n: torch.nn.Parameter(torch.from_numpy(w.copy())) for n, w in snapshot(bag).items()}
+	theirs = torch.optim.RMSprop(list(params.values()), lr=lr, alpha=alpha, eps=eps, weight_decay=weightDecay,
+								 momentum=momentum, centered=centered)
+	rng = np.random.default_rng(1)
+	for _ in range(50):
+		grads = randomGrads(bag, rng)
+		for n, p in params.items():
+			p.grad = torch.from_numpy(-grads[n])
+		opt.update()
+		theirs.step()
+
+	for n, p in params.items():
+		np.testing.assert_allclose(bag.getVar(n).data.get(), p.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=n)
+
+
+@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_matches_tensorflow1_formula(momentum, centered):
+	"""TF1's RMSPropOptimizer: epsilonInSqrt=True, initialMs=1. TF keeps lr inside its momentum buffer; with a
+	constant lr that equals torch-style momentum up to rounding, hence the tolerance."""
+	lr, decay, eps = 1e-2, 0.9, 1e-6
+	bag = ParamBag(SPECS, rng=np.random.default_rng(2))
+	opt = RMSProp(learnRate=lr, factor=decay, epsilon=eps, momentum=momentum, centered=centered,
+				  epsilonInSqrt=True, initialMs=1.0)
+	opt.setupOn(bag)
+
+	tf = {n: [w, np.ones_like(w), np.zeros_like(w), np.zeros_like(w)] for n, w in snapshot(bag).items()}
+	rng = np.random.default_rng(3)
+	for _ in range(50):
+		grads = randomGrads(bag, rng)
+		opt.update()
+		for n, (p, ms, mg, mom) in tf.items():
+			tf[n] = list(tf1Step(p, -grads[n], ms, mg, mom, lr, decay, momentum, eps, centered))
+
+	for n, (p, *_) in tf.items():
+		np.testing.assert_allclose(bag.getVar(n).data.get(), p, rtol=1e-5, atol=1e-6, err_msg=n)
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_flavour_kernel_bit_exact_with_multipliers(useGlobalState):
+	"""Every option at once, per-variable learnRate and momRate multipliers: equal to the NumPy transcription."""
+	bag = ParamBag({"a": ((33, ), np.float32), "b": ((4, 4), np.float32), "c": ((9, ), np.float32)}, rng=np.random.default_rng(4))
+	bag.getVar("b").learnRate, bag.getVar("c").momRate, bag.getVar("c").learnRate = 0.5, 0.25, 0.0
+	opt = RMSProp(learnRate=1e-2, factor=0.8, epsilon=1e-4, momentum=0.7, centered=True, weightDecay=0.05)
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+
+	want = {n: (w, np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)) for n, w in snapshot(bag).items()}
+	rng = np.random.default_rng(5)
+	for _ in range(10):
+		grads = randomGrads(bag, rng)
+		opt.update()
+		for n, (p, ms, mg, mom) in want.items():
+			var = bag.getVar(n)
+			if var.learnRate > 0:
+				want[n] = flavourStep(p, grads[n], ms, mg, mom, 1e-2 * var.learnRate, 0.7 * var.momRate, 0.8, 1e-4,
+									  0.05, True, False, 1)
+
+	for n, (p, ms, mg, mom) in want.items():
+		np.testing.assert_array_equal(bag.getVar(n).data.get(), p, err_msg=n)
+		np.testing.assert_array_equal(opt.states["bag." + n]["mom"].get(), mom, err_msg=n)
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_float32_state_for_float16_parameters(useGlobalState):
+	"""stateDtype=np.float32: ms in float32 (checked bit for bit against a float32-master NumPy reference), and
+	the drift it avoids: with small gradients a float16 ms underflows to 0 and the steps blow up."""
+	results = {}
+	for stateDtype in (None, np.float32):
+		bag = ParamBag({"w": ((4000, ), np.float16)}, rng=np.random.default_rng(6))
+		# small weights, so that float16 storage of the parameters (ulp ~1e-5 here) is not what limits accuracy
+		bag.getVar("w").data.set((0.01 * np.random.default_rng(6).standard_normal(4000)).astype(np.float16))
+		opt = RMSProp(learnRate=1e-3, stateDtype=stateDtype)
+		opt.setupOn(bag, useGlobalState=useGlobalState)
+		assert opt.states["bag.w"]["ms"].dtype == (np.float32 if stateDtype else np.float16)
+
+		p, ms = bag.getVar("w").data.get(), np.zeros(4000, np.float32)
+		truth = p.astype(np.float64)
+		ms64 = np.zeros(4000)
+		rng = np.random.default_rng(7)
+		for _ in range(20):
+			g = (rng.standard_normal(4000) * 1e-4).astype(np.float16)  # g^2 ~ 1e-8: below float16's smallest subnormal
+			bag.getVar("w").grad.set(g)
+			opt.update()
+			if stateDtype:
+				p, ms, _, _ = flavourStep(p, g, ms, None, None, 1e-3, 0.0, 0.9, 1e-5)
+			g64 = g.astype(np.float64)
+			ms64 = 0.9 * ms64 + 0.1 * g64 ** 2
+			truth = truth + 1e-3 * g64 / (np.sqrt(ms64) + 1e-5)
+
+		got = bag.getVar("w").data.get()
+		if stateDtype:
+			np.testing.assert_array_equal(got, p)
+		results[stateDtype] = np.abs(got.astype(np.float64) - truth).max()
+
+	assert results[np.float32] < 1e-3 and results[None] > 10 * results[np.float32], results
+
+
+def test_options_are_validated():
+	with pytest.raises(OptimizerError, match=r"RMSProp.momentum must be in \[0, inf\), got -0.5"):
+		RMSProp(momentum=-0.5)
+	with pytest.raises(OptimizerError, match=r"RMSProp.weightDecay must be in \[0, inf\), got nan"):
+		RMSProp(weightDecay=float("nan"))
+	with pytest.raises(OptimizerTypeError, match="stateDtype must be None .* or np.float32, got float64"):
+		RMSProp(stateDtype=np.float64)
+	with pytest.raises(TypeError):
+		RMSProp(1e-3, 0.9, 1e-5, None, 0.9)  # the options are keyword-only
+	assert RMSProp().puzzlelibFlavour and not RMSProp(centered=True).puzzlelibFlavour
+
+
+def test_default_states_only(rng):
+	"""The default adds no state: the same memory traffic as before the options existed."""
+	bag = ParamBag({"w": ((5, ), np.float32)}, rng=rng)
+	opt = RMSProp()
+	opt.setupOn(bag)
+	assert list(opt.states["bag.w"]) == ["ms"]
+
+
+def test_checkpoint_without_the_new_states_still_loads(tmp_path, rng):
+	bag = ParamBag({"w": ((5, ), np.float32)}, rng=rng)
+	plain = RMSProp()
+	plain.setupOn(bag)
+	randomGrads(bag, rng)
+	plain.update()
+	plain.save(str(tmp_path / "plain.hdf"))
+
+	fancy = RMSProp(momentum=0.9, centered=True)
+	fancy.setupOn(ParamBag({"w": ((5, ), np.float32)}, rng=rng))
+	fancy.load(str(tmp_path / "plain.hdf"))
+	np.testing.assert_array_equal(fancy.states["bag.w"]["ms"].get(), plain.states["bag.w"]["ms"].get())
+	assert not fancy.states["bag.w"]["mom"].get().any()
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_graves_bit_exact_with_multipliers(useGlobalState):
+	bag = ParamBag({"a": ((50, ), np.float32), "b": ((3, 3), np.float32)}, rng=np.random.default_rng(8))
+	bag.getVar("b").momRate, bag.getVar("a").learnRate = 0.5, 2.0
+	opt = RMSPropGraves(learnRate=1e-3)
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+	assert sorted(opt.states["bag.a"]) == ["delta", "mg", "ms"]
+
+	want = {n: (w, np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)) for n, w in snapshot(bag).items()}
+	rng = np.random.default_rng(9)
+	for _ in range(10):
+		grads = randomGrads(bag, rng)
+		opt.update()
+		for n, (p, ms, mg, delta) in want.items():
+			var = bag.getVar(n)
+			want[n] = flavourStep(p, grads[n], ms, mg, delta, 1e-3 * var.learnRate, 0.9 * var.momRate, 0.95, 1e-4,
+								  0.0, True, True, 2)
+
+	for n, (p, *_) in want.items():
+		np.testing.assert_array_equal(bag.getVar(n).data.get(), p, err_msg=n)
