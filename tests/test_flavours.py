@@ -73,6 +73,25 @@ def test_matches_tensorflow1_formula(momentum, centered):
 		np.testing.assert_allclose(bag.getVar(n).data.get(), p, rtol=1e-5, atol=1e-6, err_msg=n)
 
 
+def trainAgainstTranscription(bag, opt, momKey, learnRate, momentum, factor, epsilon, steps=10, **options):
+	"""Trains and checks every parameter and momentum buffer, bit for bit, against reference.flavourStep with the
+	variables' learnRate and momRate multipliers (a multiplier of 0 freezes the variable)."""
+	want = {n: (w, np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)) for n, w in snapshot(bag).items()}
+	rng = np.random.default_rng(5)
+	for _ in range(steps):
+		grads = randomGrads(bag, rng)
+		opt.update()
+		for n, (p, ms, mg, mom) in want.items():
+			var = bag.getVar(n)
+			if var.learnRate > 0:
+				want[n] = flavourStep(p, grads[n], ms, mg, mom, learnRate * var.learnRate, momentum * var.momRate,
+									  factor, epsilon, **options)
+
+	for n, (p, ms, mg, mom) in want.items():
+		np.testing.assert_array_equal(bag.getVar(n).data.get(), p, err_msg=n)
+		np.testing.assert_array_equal(opt.states["bag." + n][momKey].get(), mom, err_msg=n)
+
+
 @pytest.mark.parametrize("useGlobalState", [False, True])
 def test_flavour_kernel_bit_exact_with_multipliers(useGlobalState):
 	"""Every option at once, per-variable learnRate and momRate multipliers: equal to the NumPy transcription."""
@@ -81,20 +100,7 @@ def test_flavour_kernel_bit_exact_with_multipliers(useGlobalState):
 	opt = RMSProp(learnRate=1e-2, factor=0.8, epsilon=1e-4, momentum=0.7, centered=True, weightDecay=0.05)
 	opt.setupOn(bag, useGlobalState=useGlobalState)
 
-	want = {n: (w, np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)) for n, w in snapshot(bag).items()}
-	rng = np.random.default_rng(5)
-	for _ in range(10):
-		grads = randomGrads(bag, rng)
-		opt.update()
-		for n, (p, ms, mg, mom) in want.items():
-			var = bag.getVar(n)
-			if var.learnRate > 0:
-				want[n] = flavourStep(p, grads[n], ms, mg, mom, 1e-2 * var.learnRate, 0.7 * var.momRate, 0.8, 1e-4,
-									  0.05, True, False, 1)
-
-	for n, (p, ms, mg, mom) in want.items():
-		np.testing.assert_array_equal(bag.getVar(n).data.get(), p, err_msg=n)
-		np.testing.assert_array_equal(opt.states["bag." + n]["mom"].get(), mom, err_msg=n)
+	trainAgainstTranscription(bag, opt, "mom", 1e-2, 0.7, 0.8, 1e-4, weightDecay=0.05, centered=True, momentumMode=1)
 
 
 @pytest.mark.parametrize("useGlobalState", [False, True])
@@ -175,15 +181,4 @@ def test_graves_bit_exact_with_multipliers(useGlobalState):
 	opt.setupOn(bag, useGlobalState=useGlobalState)
 	assert sorted(opt.states["bag.a"]) == ["delta", "mg", "ms"]
 
-	want = {n: (w, np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)) for n, w in snapshot(bag).items()}
-	rng = np.random.default_rng(9)
-	for _ in range(10):
-		grads = randomGrads(bag, rng)
-		opt.update()
-		for n, (p, ms, mg, delta) in want.items():
-			var = bag.getVar(n)
-			want[n] = flavourStep(p, grads[n], ms, mg, delta, 1e-3 * var.learnRate, 0.9 * var.momRate, 0.95, 1e-4,
-								  0.0, True, True, 2)
-
-	for n, (p, *_) in want.items():
-		np.testing.assert_array_equal(bag.getVar(n).data.get(), p, err_msg=n)
+	trainAgainstTranscription(bag, opt, "delta", 1e-3, 0.9, 0.95, 1e-4, centered=True, epsilonInSqrt=True, momentumMode=2)
