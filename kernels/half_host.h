@@ -62,4 +62,25 @@ static inline half_t floatToHalf(float f)
 }
 
 #endif
+
+/* bfloat16: the top half of a float32, round to nearest even (NaNs stay NaN, quieted). Always software. */
+typedef uint16_t bf16_t;
+
+static inline float bf16ToFloat(bf16_t b)
+{
+	uint32_t bits = (uint32_t)b << 16;
+	float f;
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+static inline bf16_t floatToBf16(float f)
+{
+	uint32_t bits;
+	memcpy(&bits, &f, sizeof(bits));
+	if ((bits & 0x7fffffffu) > 0x7f800000u)
+		return (bf16_t)((bits >> 16) | 0x0040u);
+	return (bf16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
 #endif

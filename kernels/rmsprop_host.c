@@ -39,17 +39,22 @@ ISA_CLONES static void spanFloat32(float *restrict param, const float *restrict 
 }
 
 
-static void spanFloat16(half_t *restrict param, const half_t *restrict grad, half_t *restrict ms,
-						int64_t n, float learnRate, float factor, float epsilon)
-{
-	for (int64_t i = 0; i < n; i++)
-	{
-		float p = halfToFloat(param[i]), m = halfToFloat(ms[i]);
-		rmspropStep(&p, halfToFloat(grad[i]), &m, learnRate, factor, epsilon);
-		param[i] = floatToHalf(p);
-		ms[i] = floatToHalf(m);
-	}
+/* 16-bit storage, float32 math. */
+#define SPAN16(NAME, T, TO_FLOAT, FROM_FLOAT) \
+static void NAME(T *restrict param, const T *restrict grad, T *restrict ms, int64_t n, float learnRate, float factor, \
+				 float epsilon) \
+{ \
+	for (int64_t i = 0; i < n; i++) \
+	{ \
+		float p = TO_FLOAT(param[i]), m = TO_FLOAT(ms[i]); \
+		rmspropStep(&p, TO_FLOAT(grad[i]), &m, learnRate, factor, epsilon); \
+		param[i] = FROM_FLOAT(p); \
+		ms[i] = FROM_FLOAT(m); \
+	} \
 }
+
+SPAN16(spanFloat16, half_t, halfToFloat, floatToHalf)
+SPAN16(spanBfloat16, bf16_t, bf16ToFloat, floatToBf16)
 
 
 typedef struct { float factor, epsilon; int dtype; int *nonFinite; const RMSPropFlavour *flavour; } SpanArgs;
@@ -71,9 +76,12 @@ static void rmspropSpan(const void *row, int64_t start, int64_t n, const SpanArg
 	if (args->dtype == RMSPROP_FLOAT32)
 		spanFloat32((float *)e->param + start, (const float *)e->grad + start, (float *)e->ms + start,
 					n, e->learnRate, args->factor, args->epsilon);
-	else
+	else if (args->dtype == RMSPROP_FLOAT16)
 		spanFloat16((half_t *)e->param + start, (const half_t *)e->grad + start, (half_t *)e->ms + start,
 					n, e->learnRate, args->factor, args->epsilon);
+	else
+		spanBfloat16((bf16_t *)e->param + start, (const bf16_t *)e->grad + start, (bf16_t *)e->ms + start,
+					 n, e->learnRate, args->factor, args->epsilon);
 }
 
 
@@ -120,9 +128,11 @@ ISA_CLONES static void nonFiniteSpan(const void *row, int64_t start, int64_t n, 
 	}
 	else
 	{
+		/* the exponent bits of float16 or bfloat16 */
+		uint16_t mask = args->dtype == RMSPROP_FLOAT16 ? 0x7c00u : 0x7f80u;
 		const uint16_t *restrict g = (const uint16_t *)e->grad + start;
 		for (int64_t i = 0; i < n; i++)
-			found |= (g[i] & 0x7c00u) == 0x7c00u;
+			found |= (g[i] & mask) == mask;
 	}
 
 	if (found)
@@ -238,12 +248,14 @@ static void NAME(const void *row, int64_t start, int64_t n, const SpanArgs *args
 FLAVOUR_SPAN(flavourFloat32, float, float, AS_FLOAT, AS_FLOAT, AS_FLOAT, AS_FLOAT)
 FLAVOUR_SPAN(flavourFloat16, half_t, half_t, halfToFloat, floatToHalf, halfToFloat, floatToHalf)
 FLAVOUR_SPAN(flavourFloat16State32, half_t, float, halfToFloat, floatToHalf, AS_FLOAT, AS_FLOAT)
+FLAVOUR_SPAN(flavourBfloat16, bf16_t, bf16_t, bf16ToFloat, floatToBf16, bf16ToFloat, floatToBf16)
+FLAVOUR_SPAN(flavourBfloat16State32, bf16_t, float, bf16ToFloat, floatToBf16, AS_FLOAT, AS_FLOAT)
 
 
 void rmspropHostFlavour(const FlavourEntry *table, int count, int combo, const RMSPropFlavour *flavour, int threads)
 {
 	SpanArgs args = {0.0f, 0.0f, RMSPROP_FLOAT32, NULL, flavour};
-	SpanFn spans[] = {flavourFloat32, flavourFloat16, flavourFloat16State32};
+	SpanFn spans[] = {flavourFloat32, flavourFloat16, flavourFloat16State32, flavourBfloat16, flavourBfloat16State32};
 	Table t = {(const char *)table, count, sizeof(FlavourEntry), offsetof(FlavourEntry, size)};
 	parallelApply(&t, spans[combo], &args, threads);
 }

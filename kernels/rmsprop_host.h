@@ -5,7 +5,7 @@
 #include "rmsprop_update.h"
 #include "tensor_table.h"
 
-enum { RMSPROP_FLOAT32 = 0, RMSPROP_FLOAT16 = 1 };
+enum { RMSPROP_FLOAT32 = 0, RMSPROP_FLOAT16 = 1, RMSPROP_BFLOAT16 = 2 };
 
 /* threads <= 0 means all available; small tables run on one thread (fork/join costs more than it saves). */
 void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads);
@@ -13,7 +13,11 @@ void rmspropHostApply(const TensorEntry *table, int count, int dtype, float fact
 int rmspropHostMaxThreads(void);
 
 /* The flavours (RMSProp options, RMSPropGraves); combo: RMSPROP_FLAVOUR_* (parameter / state storage). */
-enum { RMSPROP_FLAVOUR_FLOAT32 = 0, RMSPROP_FLAVOUR_FLOAT16 = 1, RMSPROP_FLAVOUR_FLOAT16_STATE32 = 2 };
+enum
+{
+	RMSPROP_FLAVOUR_FLOAT32 = 0, RMSPROP_FLAVOUR_FLOAT16 = 1, RMSPROP_FLAVOUR_FLOAT16_STATE32 = 2,
+	RMSPROP_FLAVOUR_BFLOAT16 = 3, RMSPROP_FLAVOUR_BFLOAT16_STATE32 = 4
+};
 void rmspropHostFlavour(const FlavourEntry *table, int count, int combo, const RMSPropFlavour *flavour, int threads);
 
 /* 1 if any grad in the table is inf or NaN (reads the grads only), else 0. */

@@ -9,7 +9,10 @@ from puzzlelib_rmsprop import RMSProp, Variable, WeightDecay
 from puzzlelib_rmsprop.Backend import gpuarray
 from puzzlelib_rmsprop.Kernels import rmspropKer
 
-DTYPES = [np.float32, np.float16]
+from puzzlelib_rmsprop.Backend.dtypes import bfloat16  # noqa: E402
+
+# bfloat16 through ml_dtypes (in the test setup): the same kernels, rounding like ml_dtypes' casts
+DTYPES = [np.float32, np.float16] + ([bfloat16] if bfloat16 is not None else [])
 SHAPES = [(1, ), (7, ), (3, 5), (13, 11), (1023, ), (2 ** 20 + 3, )]
 
 

@@ -73,10 +73,12 @@ def test_matches_tensorflow1_formula(momentum, centered):
 		np.testing.assert_allclose(bag.getVar(n).data.get(), p, rtol=1e-5, atol=1e-6, err_msg=n)
 
 
-def trainAgainstTranscription(bag, opt, momKey, learnRate, momentum, factor, epsilon, steps=10, **options):
+def trainAgainstTranscription(bag, opt, momKey, learnRate, momentum, factor, epsilon, steps=10, stateDtype=None,
+							  **options):
 	"""Trains and checks every parameter and momentum buffer, bit for bit, against reference.flavourStep with the
 	variables' learnRate and momRate multipliers (a multiplier of 0 freezes the variable)."""
-	want = {n: (w, np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)) for n, w in snapshot(bag).items()}
+	zeros = lambda w: np.zeros(w.shape, stateDtype or w.dtype)
+	want = {n: (w, zeros(w), zeros(w), zeros(w)) for n, w in snapshot(bag).items()}
 	rng = np.random.default_rng(5)
 	for _ in range(steps):
 		grads = randomGrads(bag, rng)
@@ -101,6 +103,21 @@ def test_flavour_kernel_bit_exact_with_multipliers(useGlobalState):
 	opt.setupOn(bag, useGlobalState=useGlobalState)
 
 	trainAgainstTranscription(bag, opt, "mom", 1e-2, 0.7, 0.8, 1e-4, weightDecay=0.05, centered=True, momentumMode=1)
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_float32_state_for_bfloat16_parameters(useGlobalState):
+	"""bfloat16 parameters with float32 states: bit for bit the float32-master NumPy reference."""
+	from puzzlelib_rmsprop.Backend.dtypes import bfloat16
+	if bfloat16 is None:
+		pytest.skip("ml_dtypes is not installed")
+
+	bag = ParamBag({"w": ((999, ), bfloat16)}, rng=np.random.default_rng(10))
+	opt = RMSProp(learnRate=1e-2, momentum=0.5, stateDtype=np.float32)
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+	assert opt.states["bag.w"]["ms"].dtype == np.float32
+
+	trainAgainstTranscription(bag, opt, "mom", 1e-2, 0.5, 0.9, 1e-5, stateDtype=np.float32, momentumMode=1)
 
 
 @pytest.mark.parametrize("useGlobalState", [False, True])

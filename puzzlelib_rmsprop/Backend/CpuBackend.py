@@ -7,6 +7,7 @@ import numpy as np
 from .. import Config
 from ..Errors import BackendError
 from .TensorTable import LaunchTable
+from .dtypes import DTYPES, bfloat16
 
 logger = logging.getLogger("puzzlelib_rmsprop")
 
@@ -17,6 +18,9 @@ FLAVOUR_COMBOS = {
 	(np.dtype(np.float32), np.dtype(np.float32)): 0, (np.dtype(np.float16), np.dtype(np.float16)): 1,
 	(np.dtype(np.float16), np.dtype(np.float32)): 2,
 }
+if bfloat16 is not None:
+	DTYPE_CODES[np.dtype(bfloat16)] = 2
+	FLAVOUR_COMBOS.update({(np.dtype(bfloat16), np.dtype(bfloat16)): 3, (np.dtype(bfloat16), np.dtype(np.float32)): 4})
 
 
 class GPUArray(np.ndarray):
@@ -58,8 +62,8 @@ def zeros(shape, dtype=np.float32) -> GPUArray:
 
 
 def dtypesSupported():
-	"""(dtype, atol) pairs, as PuzzleLib's gpuarray.dtypesSupported()."""
-	return [(np.float32, 1e-5), (np.float16, 1e-2)]
+	"""(dtype, atol) pairs, as PuzzleLib's gpuarray.dtypesSupported(): bfloat16 too where ml_dtypes is installed."""
+	return list(DTYPES)
 
 
 def pointerOf(ary) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import Config
 from ..Errors import BackendError
+from .dtypes import DTYPES, bfloat16
 from .kernelSource import kernelDir
 from .TensorTable import LaunchTable, spreadBlocks
 
@@ -19,14 +20,8 @@ BLOCKS_PER_SM = 8    # enough resident warps to saturate memory bandwidth
 PACKET_BYTES = 16    # one 128-bit load per thread per iteration
 
 KERNEL_NAMES = {np.dtype(np.float32): "Float32", np.dtype(np.float16): "Float16"}
-DTYPES = [(np.float32, 1e-5), (np.float16, 1e-2)]
-
-try:  # NumPy has no bfloat16; ml_dtypes' is the one JAX and others use
-	from ml_dtypes import bfloat16
+if bfloat16 is not None:
 	KERNEL_NAMES[np.dtype(bfloat16)] = "Bfloat16"
-	DTYPES.append((bfloat16, 1e-1))
-except ImportError:
-	pass
 
 
 def importPycuda():

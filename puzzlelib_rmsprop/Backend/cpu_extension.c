@@ -22,9 +22,10 @@ static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 
 	if (PyErr_Occurred())
 		return NULL;
-	if (dtype != RMSPROP_FLOAT32 && dtype != RMSPROP_FLOAT16)
+	if (dtype != RMSPROP_FLOAT32 && dtype != RMSPROP_FLOAT16 && dtype != RMSPROP_BFLOAT16)
 	{
-		PyErr_Format(PyExc_ValueError, "dtypeCode must be %d (float32) or %d (float16), got %ld", RMSPROP_FLOAT32, RMSPROP_FLOAT16, dtype);
+		PyErr_Format(PyExc_ValueError, "dtypeCode must be %d (float32), %d (float16) or %d (bfloat16), got %ld",
+					 RMSPROP_FLOAT32, RMSPROP_FLOAT16, RMSPROP_BFLOAT16, dtype);
 		return NULL;
 	}
 
@@ -106,7 +107,7 @@ static PyObject *flavour(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 	};
 	if (PyErr_Occurred())
 		return NULL;
-	if (combo < RMSPROP_FLAVOUR_FLOAT32 || combo > RMSPROP_FLAVOUR_FLOAT16_STATE32)
+	if (combo < RMSPROP_FLAVOUR_FLOAT32 || combo > RMSPROP_FLAVOUR_BFLOAT16_STATE32)
 	{
 		PyErr_Format(PyExc_ValueError, "unknown parameter/state combination %ld", combo);
 		return NULL;
