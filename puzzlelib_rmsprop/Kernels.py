@@ -1,7 +1,6 @@
-"""Kernel entry points in PuzzleLib's style: ``rmspropKer(dtype)(param, grad, ms, learnRate, factor, epsilon)``.
-
-Memoized per dtype (and backend). ``param``, ``grad`` and ``ms`` are either three arrays (one tensor) or three
-TensorLists (one launch for all of them, with one learnRate per tensor).
+"""Kernel entry points: ``rmspropKer(dtype)(param, grad, ms, learnRate, factor, epsilon)`` in PuzzleLib's style,
+memoized per dtype (and backend), and ``flavourUpdate`` for the other flavours. The tensors are either single
+arrays (one tensor) or TensorLists (one launch for all of them, with one learnRate per tensor).
 """
 from typing import NamedTuple
 
@@ -16,15 +15,25 @@ def asTensorList(tensors, backend) -> TensorList:
 	return tensors if isinstance(tensors, TensorList) else TensorList([tensors], backend.pointerOf)
 
 
+def checkLooseArrays(entry: str, params: TensorList, others, stateDtypes) -> None:
+	"""Arrays passed directly (not TensorLists from the optimizer, which setupOn checked): one size, the grad of
+	the parameters' dtype, the states of one of ``stateDtypes``. Raises OptimizerTypeError before any launch."""
+	grads, states = others[0], [t for t in others[1:] if t is not None]
+	if not (all(t.sizes == params.sizes for t in others if t is not None) and grads.dtype == params.dtype
+			and all(t.dtype in stateDtypes for t in states)):
+		raise OptimizerTypeError("%s: param, grad and states must be arrays of one size (states of %s), got %s" % (
+			entry, "/".join(map(str, stateDtypes)),
+			", ".join("%s[%d]" % (t.dtype, sum(t.sizes)) for t in [params] + [t for t in others if t is not None])))
+
+
 def _makeRmspropKer(dtype: np.dtype, backend):
 	def rmsprop(param, grad, ms, learnRate, factor, epsilon, stream=None):
 		params, grads, mss = (asTensorList(t, backend) for t in (param, grad, ms))
 		oneOff = params is not param
-
-		# TensorLists come from the optimizer, checked at setupOn; loose arrays are checked here
-		if oneOff and not all(t.dtype == dtype and t.sizes == params.sizes for t in (params, grads, mss)):
-			raise OptimizerTypeError("rmspropKer(%s): param, grad and ms must be %s arrays of one size, got %s" % (
-				dtype, dtype, ", ".join("%s[%d]" % (t.dtype, sum(t.sizes)) for t in (params, grads, mss))))
+		if oneOff:
+			if params.dtype != dtype:
+				raise OptimizerTypeError("rmspropKer(%s) was given %s parameters" % (dtype, params.dtype))
+			checkLooseArrays("rmspropKer(%s)" % dtype, params, [grads, mss], [dtype])
 
 		table = params.launchTable(backend, grads, mss, learnRate)
 		backend.rmsprop(table, factor, epsilon, stream=stream)
@@ -59,8 +68,10 @@ def flavourUpdate(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavou
 	backend = getBackend()
 	params = asTensorList(param, backend)
 	lists = [asTensorList(t, backend) if t is not None else None for t in (grad, ms, mg, mom)]
+	if params is not param:
+		checkLooseArrays("flavourUpdate", params, lists, [params.dtype, np.dtype(np.float32)])
 
-	table = getattr(params, "flavourTable", None)
+	table = params.flavourTable
 	if table is None:
 		table = params.flavourTable = FlavourTable(backend, params, *lists)
 

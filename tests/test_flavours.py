@@ -199,3 +199,15 @@ def test_graves_bit_exact_with_multipliers(useGlobalState):
 	assert sorted(opt.states["bag.a"]) == ["delta", "mg", "ms"]
 
 	trainAgainstTranscription(bag, opt, "delta", 1e-3, 0.9, 0.95, 1e-4, centered=True, epsilonInSqrt=True, momentumMode=2)
+
+
+def test_flavour_entry_checks_loose_arrays():
+	from puzzlelib_rmsprop.Backend import gpuarray
+	from puzzlelib_rmsprop.Kernels import Flavour, flavourUpdate
+
+	p, g = gpuarray.to_gpu(np.ones(6, np.float16)), gpuarray.zeros((6, ), np.float16)
+	with pytest.raises(OptimizerTypeError, match=r"float16\[6\], float16\[6\], float32\[5\]"):
+		flavourUpdate(p, g, gpuarray.zeros((5, ), np.float32), None, None, 0.1, 0.0, Flavour(0.9, 1e-5))
+	with pytest.raises(OptimizerTypeError, match="states of float16/float32"):
+		flavourUpdate(p, g, gpuarray.zeros((6, ), np.float64), None, None, 0.1, 0.0, Flavour(0.9, 1e-5))
+	np.testing.assert_array_equal(p.get(), np.ones(6, np.float16))

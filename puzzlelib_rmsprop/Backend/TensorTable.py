@@ -49,6 +49,7 @@ class TensorList:
 		self.pointers = [pointerOf(ary) for ary in self.arrays]
 		self.sizes = [int(ary.size) for ary in self.arrays]
 		self._table, self._rowStarts, self._sameAsPrevious, self._key = None, None, None, None
+		self.flavourTable = None  # set by Kernels.flavourUpdate: the flavour rows over these tensors
 
 	def __len__(self) -> int:
 		return len(self.arrays)
