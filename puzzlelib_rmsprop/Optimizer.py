@@ -91,6 +91,8 @@ class Optimizer:
 
 	#: hyperparameter -> allowed range, checked on every assignment (subclasses extend it)
 	attrRules: Dict[str, Range] = {"t": Range(0), "learnRate": Range(0)}
+	#: states a checkpoint may lack (saved before the option that needs them existed): they keep their start values
+	optionalStates = frozenset()
 
 	def __init__(self, nodeinfo=None, *, skipNonFinite: bool = False):
 		self.t = 0
@@ -311,7 +313,7 @@ class Optimizer:
 	def load(self, hdf, name: Optional[str] = None) -> None:
 		"""Reads what save() wrote (or what PuzzleLib's local-state save wrote); checks everything first."""
 		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self.states, type(self).attrRules,
-										getattr(type(self), "optionalStates", set()))
+										type(self).optionalStates)
 
 		for attrName, value in attrs.items():
 			self.setAttr(attrName, value)

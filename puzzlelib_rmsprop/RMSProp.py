@@ -59,8 +59,7 @@ class RMSProp(Optimizer):
 
 	attrRules = {**Optimizer.attrRules, "factor": Range(0, 1, highOpen=True), "epsilon": Range(0, lowOpen=True)}
 
-	#: states a checkpoint may lack (saved before the option that needs them was turned on): they start at 0
-	optionalStates = {"mg", "mom"}
+	optionalStates = frozenset({"mg", "mom"})
 
 	def __init__(self, learnRate: float = 1e-3, factor: float = 0.9, epsilon: float = 1e-5, nodeinfo=None, *,
 				 skipNonFinite: bool = False, momentum: float = 0.0, centered: bool = False,

@@ -41,18 +41,20 @@ def oursKernel(backend, shapes: List[Shape]) -> Candidate:
 	"""The bare kernel entry (rmspropKer) over one packed buffer: what PuzzleLib's kernel is compared with."""
 	from ..Kernels import rmspropKer
 
-	n = elements(shapes)
-	arrays = [backend.to_gpu(a) for a in _host([(n, )] * 3, 4, positive=True)]
-	lists = [TensorList([a], backend.pointerOf) for a in arrays]
+	lists = _flatLists(backend, shapes, seed=4)
 	kernel = rmspropKer(np.float32)
 	return Candidate("ours kernel (rmspropKer)", lambda: kernel(*lists, LEARN_RATE, FACTOR, EPSILON), 20)
 
 
-def _flatTable(backend, shapes: List[Shape]):
+def _flatLists(backend, shapes: List[Shape], seed: int) -> List[TensorList]:
+	"""Param, grad and ms as one packed buffer each (positive values), as TensorLists holding them."""
 	n = elements(shapes)
-	arrays = [backend.to_gpu(a) for a in _host([(n, )] * 3, 3, positive=True)]
-	lists = [TensorList([a], backend.pointerOf) for a in arrays]
-	return lists[0].launchTable(backend, lists[1], lists[2], [1.0]), arrays
+	return [TensorList([backend.to_gpu(a)], backend.pointerOf) for a in _host([(n, )] * 3, seed, positive=True)]
+
+
+def _flatTable(backend, shapes: List[Shape]):
+	lists = _flatLists(backend, shapes, seed=3)
+	return lists[0].launchTable(backend, lists[1], lists[2], [1.0]), lists
 
 
 def limit(backend, shapes: List[Shape]) -> Candidate:
