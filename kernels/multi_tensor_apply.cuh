@@ -20,6 +20,13 @@
 #define ASSUME_GLOBAL(ptr) ((void)0)
 #endif
 
+/* Host builds of the tests (tests/cuda_host_shim.h) count the path each iteration takes and check 16-byte
+   alignment, which x86 would forgive; on the device these are nothing. */
+#ifndef HOST_SHIM_TRACE
+#define HOST_SHIM_TRACE(path) ((void)0)
+#define HOST_SHIM_CHECK_ALIGNED(ptr, bytes, what) ((void)0)
+#endif
+
 /* A 128-bit global load. Written out because for the 16-bit types NVVM splits a plain uint4 load whose words
    are used one by one into four 32-bit loads (seen in the SASS). */
 static __device__ __forceinline__ uint4 loadPacket(const uint4 *ptr)
@@ -29,8 +36,15 @@ static __device__ __forceinline__ uint4 loadPacket(const uint4 *ptr)
 	asm("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(ptr));
 	return v;
 #else
+	HOST_SHIM_CHECK_ALIGNED(ptr, 16, "packet load");
 	return *ptr;
 #endif
+}
+
+static __device__ __forceinline__ void storePacket(uint4 *ptr, const uint4 &v)
+{
+	HOST_SHIM_CHECK_ALIGNED(ptr, 16, "packet store");
+	*ptr = v;
 }
 
 template <typename T> struct Packet;
@@ -128,6 +142,7 @@ __device__ __forceinline__ void applyScalar(const TensorEntry &e, long long i, c
 	const T *grad = (const T *)e.grad + i;
 	ASSUME_GLOBAL(param); ASSUME_GLOBAL(grad); ASSUME_GLOBAL(ms);
 
+	HOST_SHIM_TRACE(scalars);
 	float p = Packet<T>::load(*param), m = Packet<T>::load(*ms);
 	f(p, Packet<T>::load(*grad), m, e.learnRate);
 	*param = Packet<T>::store(p);
@@ -144,6 +159,7 @@ __device__ __forceinline__ void applyPacket(const TensorEntry &e, long long i, c
 
 	ASSUME_GLOBAL(param); ASSUME_GLOBAL(grad); ASSUME_GLOBAL(ms);
 
+	HOST_SHIM_TRACE(packets);
 	float p[W], g[W], m[W];
 	Packet<T>::unpack(loadPacket(param), p);
 	Packet<T>::unpack(__ldg(grad), g);
@@ -153,8 +169,8 @@ __device__ __forceinline__ void applyPacket(const TensorEntry &e, long long i, c
 	for (int j = 0; j < W; j++)
 		f(p[j], g[j], m[j], e.learnRate);
 
-	*param = Packet<T>::pack(p);
-	*ms = Packet<T>::pack(m);
+	storePacket(param, Packet<T>::pack(p));
+	storePacket(ms, Packet<T>::pack(m));
 }
 
 

@@ -134,3 +134,22 @@ weightDecayFloat32(float *grad, const float *param, float rate, long long size)
 	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < size; i += (long long)gridDim.x * blockDim.x)
 		grad[i] -= rate * param[i];
 }
+
+
+/* data /= divisor for one contiguous array, in float32 rounded to the storage type (np.divide's result): Grid's
+   mean under CUDA-aware MPI. pycuda's own division has no float16 or bfloat16 kernel. */
+template <typename T>
+__device__ __forceinline__ void divideBy(T *data, float divisor, long long size)
+{
+	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < size; i += (long long)gridDim.x * blockDim.x)
+		data[i] = Packet<T>::store(Packet<T>::load(data[i]) / divisor);
+}
+
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
+divideFloat32(float *data, float divisor, long long size) { divideBy(data, divisor, size); }
+
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
+divideFloat16(__half *data, float divisor, long long size) { divideBy(data, divisor, size); }
+
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
+divideBfloat16(__nv_bfloat16 *data, float divisor, long long size) { divideBy(data, divisor, size); }

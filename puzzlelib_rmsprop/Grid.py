@@ -21,6 +21,7 @@ from typing import Any, Callable, List, Optional
 import numpy as np
 
 from . import Config
+from .Backend import getBackend
 from .Errors import BackendError
 
 logger = logging.getLogger("puzzlelib_rmsprop")
@@ -121,8 +122,8 @@ class MPINodeInfo:
 			self._wait(self.comm.Ireduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM, root=0), "the reduction of %r" % name)
 			if isinstance(host, np.ndarray):
 				np.divide(host, host.dtype.type(self.gridsize), out=host)
-			else:  # a device array under CUDA-aware MPI: pycuda divides in place
-				host /= host.dtype.type(self.gridsize)
+			else:  # a device array under CUDA-aware MPI: divided on the device, in place
+				getBackend().divide(host, self.gridsize)
 		else:
 			self._wait(self.comm.Ireduce(host, None, op=self.MPI.SUM, root=0), "the reduction of %r" % name)
 		self._wait(self.comm.Ibcast(host, root=0), "the broadcast of %r" % name)

@@ -188,8 +188,8 @@ class Optimizer:
 
 		for names, var in trainable:
 			dtype = np.dtype(var.data.dtype).type
-			self.shParams.setdefault(dtype, SharedArray(dtype, backend.empty)).register(var.data.shape, dtype, names[0])
-			self.shGrads.setdefault(dtype, SharedArray(dtype, backend.empty)).register(var.grad.shape, dtype, names[0])
+			self.shParams.setdefault(dtype, SharedArray(dtype, backend.zeros)).register(var.data.shape, dtype, names[0])
+			self.shGrads.setdefault(dtype, SharedArray(dtype, backend.zeros)).register(var.grad.shape, dtype, names[0])
 
 		for dtype in self.shParams:
 			self.shParams[dtype].build()
@@ -244,13 +244,14 @@ class Optimizer:
 		"""Fills every trainable variable's grad with 0 (one fill per dtype in global state)."""
 		self._requireSetup("zeroGradParams")
 
+		backend = getBackend()
 		if self.globalState:
 			for globalVar in self.globalVar.values():
-				globalVar.grad.fill(0)
+				backend.fill(globalVar.grad, 0)
 		else:
 			for group in self.groups.values():
 				for var in group.variables:
-					var.grad.fill(0)
+					backend.fill(var.grad, 0)
 
 	def setupState(self, var) -> Dict:
 		"""The state arrays (same shape as ``var.data``) the update needs for ``var``."""

@@ -36,7 +36,7 @@ def test_module_without_variables():
 	(lambda: Variable(gpuarray.to_gpu(np.zeros(4, np.float32)), withgrad=False), "'bag.w' has no grad"),
 	(lambda: Variable(gpuarray.to_gpu(np.zeros((4, 4), np.float32))[:, 1], grad=gpuarray.zeros((4, ), np.float32)),
 	 "'bag.w': data is not contiguous"),
-	(lambda: Variable(np.zeros(4, np.float32).tolist(), grad=np.zeros(4, np.float32).tolist()), "'bag.w': data and grad must be cpu"),
+	(lambda: Variable(np.zeros(4, np.float32).tolist(), grad=np.zeros(4, np.float32).tolist()), "'bag.w': data and grad must be (cpu|cuda) backend arrays"),
 ])
 def test_bad_variables_are_named(make, message):
 	bag = ParamBag({})

@@ -39,7 +39,26 @@ def hostCuda(tmp_path_factory):
 	lib.hostNonFinite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
 	lib.hostFlavour.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_float,
 								ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
-	return lib
+	lib.hostLastFault.restype = ctypes.c_char_p
+	return FaultChecked(lib)
+
+
+class FaultChecked:
+	"""The host launches, each followed by a check that no access faulted (a misaligned packet)."""
+
+	def __init__(self, lib):
+		self.lib = lib
+
+	def __getattr__(self, name):
+		function = getattr(self.lib, name)
+
+		def checked(*args):
+			result = function(*args)
+			fault = self.lib.hostLastFault()
+			assert fault is None, "%s faulted: %s" % (name, fault.decode())
+			return result
+
+		return checked
 
 
 class HostGrid:

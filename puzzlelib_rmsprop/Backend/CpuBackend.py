@@ -159,6 +159,17 @@ class CpuBackend:
 		self.kernels.traffic(table.address, len(table.rows), kind, int(Config.cpuThreads))
 
 	@staticmethod
+	def fill(ary, value, stream=None) -> None:
+		"""Fills a host array (ours, NumPy's or PuzzleLib's CPUArray) with ``value``."""
+		ary.fill(value)
+
+	@staticmethod
+	def divide(ary, divisor: int, stream=None) -> None:
+		"""``ary /= divisor`` in place (np.divide, in the array's dtype)."""
+		host = hostView(ary)
+		np.divide(host, host.dtype.type(divisor), out=host)
+
+	@staticmethod
 	def weightDecay(grad, param, rate: float, stream=None) -> None:
 		"""grad -= rate * param, in float32 (PuzzleLib's weightDecayKer)."""
 		g = hostView(grad)

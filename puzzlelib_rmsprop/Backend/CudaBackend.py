@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import Config
 from ..Errors import BackendError
+from .CudaContext import ThreadContexts, onBackendThread
 from .dtypes import DTYPES, bfloat16
 from .kernelSource import kernelDir
 from .TensorTable import LaunchTable, spreadBlocks
@@ -61,6 +62,21 @@ def compileKernels(arch=None):
 	return compiler.SourceModule(source, **options)
 
 
+@lru_cache(maxsize=None)
+def arrayClass(backend):
+	"""A subclass of pycuda's GPUArray (made once pycuda is imported) whose ``fill`` is the backend's."""
+
+	class GPUArray(backend.gpuarray.GPUArray):
+		__doc__ = backend.gpuarray.GPUArray.__doc__
+
+		def fill(self, value, stream=None):
+			"""Fills the array with ``value`` (any dtype, float16 and bfloat16 included); returns it, as pycuda's."""
+			backend.fill(self, value, stream)
+			return self
+
+	return GPUArray
+
+
 class CudaBackend:
 	"""Runs the update as one multi-tensor kernel launch per dtype per step."""
 
@@ -90,26 +106,67 @@ class CudaBackend:
 			import atexit
 			atexit.register(self.context.pop)
 
+		self.contexts = ThreadContexts(driver, driver.Context.get_current())
 		self.device = driver.Context.get_device()
+		self.smCount = self.device.get_attribute(driver.device_attribute.MULTIPROCESSOR_COUNT)
 		self.deviceName = "%s (%d SMs)" % (self.device.name(), self.smCount)
 		self._streams = []
 
-	@property
-	def smCount(self) -> int:
-		return self.device.get_attribute(self.driver.device_attribute.MULTIPROCESSOR_COUNT)
-
+	@onBackendThread
 	def to_gpu(self, ary):
-		return self.gpuarray.to_gpu(np.ascontiguousarray(ary))
+		ary = np.ascontiguousarray(ary)
+		result = self.empty(ary.shape, ary.dtype)
+		result.set(ary)
+		return result
 
+	@onBackendThread
 	def empty(self, shape, dtype=np.float32):
-		return self.gpuarray.empty(shape, dtype=dtype)
+		result = self.GPUArray(shape, dtype)
+		if result.gpudata is None:
+			# pycuda allocates nothing for an empty array, and then cannot slice it (int(None)): give it a byte
+			result.gpudata = self.driver.mem_alloc(1)
+		return result
 
 	def zeros(self, shape, dtype=np.float32):
-		return self.gpuarray.zeros(shape, dtype=dtype)
+		result = self.empty(shape, dtype)
+		self.fill(result, 0)
+		return result
 
 	@property
 	def GPUArray(self):
-		return self.gpuarray.GPUArray
+		"""pycuda's GPUArray with a ``fill`` that works for every dtype (pycuda's fill kernel has no float16 or
+		bfloat16: its dtype_to_ctype raises)."""
+		return arrayClass(self)
+
+	@onBackendThread
+	def fill(self, ary, value, stream=None) -> None:
+		"""Fills a contiguous device array (pycuda's, ours or PuzzleLib's) with ``value`` by cuMemsetD8/D16/D32,
+		so no pycuda elementwise kernel is involved; other item sizes go to the array's own ``fill``."""
+		if ary.size == 0:
+			return
+		bits = np.array(value, dtype=ary.dtype).reshape(1)
+		memset = {1: ("d8", np.uint8), 2: ("d16", np.uint16), 4: ("d32", np.uint32)}.get(ary.dtype.itemsize)
+		if memset is None:  # float64 and the like: pycuda's kernel has them
+			base = self.gpuarray.GPUArray
+			base.fill(ary, value, stream) if isinstance(ary, base) else ary.fill(value)
+			return
+
+		name, word = memset
+		pattern, pointer = int(bits.view(word)[0]), self.pointerOf(ary)
+		if stream is None:
+			getattr(self.driver, "memset_" + name)(pointer, pattern, ary.size)
+		else:
+			getattr(self.driver, "memset_%s_async" % name)(pointer, pattern, ary.size, stream)
+
+	@onBackendThread
+	def divide(self, ary, divisor: int, stream=None) -> None:
+		"""``ary /= divisor`` in place, on the device, in float32 arithmetic rounded to the storage dtype (as
+		np.divide does on the host): Grid's mean under CUDA-aware MPI."""
+		if ary.size > 0:
+			kernel = self.kernel("divide" + KERNEL_NAMES[np.dtype(ary.dtype)], "Pfq")
+			grid = self.gridFor(ary.size, ary.dtype.itemsize)
+			kernel.prepared_async_call((grid, 1, 1), (BLOCK, 1, 1), stream, self.pointerOf(ary), np.float32(divisor),
+									   np.int64(ary.size))
 
 	@staticmethod
 	def dtypesSupported():
@@ -147,6 +204,7 @@ class CudaBackend:
 		packets = -(-elements * itemsize // PACKET_BYTES)
 		return max(1, min(self.smCount * BLOCKS_PER_SM, -(-packets // BLOCK)))
 
+	@onBackendThread
 	def prepareTable(self, rows: np.ndarray, dtype) -> LaunchTable:
 		"""Copies the rows to the device once; they are reused every step until the variables change."""
 		itemsize = np.dtype(dtype).itemsize
@@ -157,11 +215,13 @@ class CudaBackend:
 		memory = self.driver.to_device(rows) if len(rows) > 0 else None
 		return LaunchTable(rows, dtype, address=int(memory) if memory is not None else 0, keepAlive=memory, grid=grid)
 
+	@onBackendThread
 	def refreshTable(self, table: LaunchTable) -> None:
 		"""Uploads rows whose learnRate column changed (a learning-rate schedule), reusing the allocation."""
 		if table.keepAlive is not None:
 			self.driver.memcpy_htod(table.keepAlive, table.rows)
 
+	@onBackendThread
 	def rmsprop(self, table: LaunchTable, factor: float, epsilon: float, stream=None) -> None:
 		"""One launch for every row of ``table``."""
 		if len(table.rows) == 0:
@@ -173,6 +233,7 @@ class CudaBackend:
 			np.float32(factor), np.float32(epsilon)
 		)
 
+	@onBackendThread
 	def flavour(self, table: LaunchTable, stateDtype, f, stream=None) -> None:
 		"""The flavour update (RMSProp options, RMSPropGraves) for every row of ``table``."""
 		if len(table.rows) == 0:
@@ -184,6 +245,7 @@ class CudaBackend:
 			np.float32(f.epsilon), np.float32(f.weightDecay), int(f.centered), int(f.epsilonInSqrt), int(f.momentumMode)
 		)
 
+	@onBackendThread
 	def anyNonFinite(self, tables) -> bool:
 		"""Whether any grad in the tables holds inf or NaN: one check kernel per table into a device flag, then
 		one 4-byte read, which waits for the device (the price of skipNonFinite on CUDA)."""
@@ -199,12 +261,14 @@ class CudaBackend:
 		self.driver.memcpy_dtoh(flag, device)
 		return bool(flag[0])
 
+	@onBackendThread
 	def traffic(self, table: LaunchTable, stream=None) -> None:
 		"""Benchmark reference: the update's memory traffic over ``table`` (float32) without its math."""
 		if len(table.rows) > 0:
 			kernel = self.kernel("trafficLimitFloat32", "Pi")
 			kernel.prepared_async_call((table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows))
 
+	@onBackendThread
 	def weightDecay(self, grad, param, rate: float, stream=None) -> None:
 		"""grad -= rate * param on the device (PuzzleLib's weightDecayKer)."""
 		kernel = self.kernel("weightDecayFloat32", "PPfq")
@@ -213,12 +277,14 @@ class CudaBackend:
 			(grid, 1, 1), (BLOCK, 1, 1), stream, grad.ptr, param.ptr, np.float32(rate), np.int64(grad.size)
 		)
 
+	@onBackendThread
 	def streams(self, count: int):
 		"""``count`` streams from a pool that grows as needed (PuzzleLib's useStreams path)."""
 		while len(self._streams) < count:
 			self._streams.append(self.driver.Stream())
 		return self._streams[:count]
 
+	@onBackendThread
 	def synchronize(self, streams) -> None:
 		"""Waits for the streams (None: the whole context)."""
 		for stream in streams:

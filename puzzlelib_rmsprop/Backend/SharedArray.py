@@ -3,13 +3,17 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+#: every block starts on a 16-byte boundary, as in PuzzleLib's CUDA SharedArray: 128-bit packets, half2 and cuBLAS
+#: want it, and a block that starts off it takes the kernels' scalar path
+ALIGNMENT = 16
+
 
 class SharedArray:
 	"""Register shapes, ``build()`` once, then ``sh[name]`` is a view of the flat buffer ``sh.ary``."""
 
-	def __init__(self, dtype, empty: Optional[Callable] = None):
+	def __init__(self, dtype, zeros: Optional[Callable] = None):
 		self.dtype = np.dtype(dtype).type
-		self._empty = empty  # the allocator; None means the current backend's
+		self._zeros = zeros  # the allocator of zeroed arrays; None means the current backend's
 		self.regs: Dict[str, Tuple[tuple, int]] = {}
 		self.size = 0
 		self.ary = None
@@ -26,16 +30,19 @@ class SharedArray:
 
 		shape = tuple(shape)
 		self.regs[name] = (shape, self.size)
-		self.size += int(np.prod(shape, dtype=np.int64))
+		self.size = self._aligned(self.size + int(np.prod(shape, dtype=np.int64)))
+
+	def _aligned(self, elements: int) -> int:
+		step = max(1, ALIGNMENT // np.dtype(self.dtype).itemsize)
+		return -(-elements // step) * step
 
 	def build(self) -> None:
-		"""Allocates the flat buffer (zeroed) and the named views."""
-		if self._empty is None:
+		"""Allocates the flat buffer (zeroed, padding included) and the named views."""
+		if self._zeros is None:
 			from .Selector import getBackend
-			self._empty = getBackend().empty
+			self._zeros = getBackend().zeros
 
-		self.ary = self._empty((self.size, ), dtype=self.dtype)
-		self.ary.fill(0)
+		self.ary = self._zeros((self.size, ), dtype=self.dtype)
 
 		for name in self.regs:
 			self.blocks[name] = self.view(self.ary, name)

@@ -29,13 +29,18 @@ def run(command, **kwargs):
 	return result.stdout
 
 
-def buildStubLibrary(libDir: Path) -> None:
-	"""libcuda.so.1 defining every entry point cuda.h and cudaProfiler.h declare (after their _v2 renaming macros)."""
+def driverEntryPoints() -> list:
+	"""Every entry point cuda.h and cudaProfiler.h declare, as linkers see them (after their _v2 renaming macros)."""
 	header = "".join(
 		run(["gcc", "-E", "-P", "-I", str(CUDA_ROOT / "include"), str(CUDA_ROOT / "include" / name)])
 		for name in ("cuda.h", "cudaProfiler.h")
 	)
-	names = sorted(set(re.findall(r"\bCUresult\s+(cu[A-Z]\w*)\s*\(", header)) | set(SPECIAL))
+	return sorted(set(re.findall(r"\bCUresult\s+(cu[A-Z]\w*)\s*\(", header)))
+
+
+def buildStubLibrary(libDir: Path) -> None:
+	"""libcuda.so.1 defining every driver entry point, each failing with CUDA_ERROR_STUB_LIBRARY."""
+	names = sorted(set(driverEntryPoints()) | set(SPECIAL))
 
 	source = libDir / "stub.c"
 	source.write_text("\n".join(SPECIAL.get(name, "int %s(void) { return %d; }" % (name, STUB_ERROR)) for name in names) + "\n")
