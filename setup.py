@@ -2,11 +2,14 @@
 import os
 import sys
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import CompileError, LinkError
 
 KERNEL_DIR = "kernels"
+# every package under puzzlelib_rmsprop/, found (a new subpackage cannot be forgotten), plus the kernel sources
+# as package data: pyproject.toml maps this package to kernels/
+PACKAGES = find_packages(include=["puzzlelib_rmsprop", "puzzlelib_rmsprop.*"]) + ["puzzlelib_rmsprop.kernels"]
 # -fno-math-errno lets gcc vectorize sqrtf; -ffp-contract=off keeps results equal to a float32 NumPy reference.
 MATH_FLAGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-std=c11"]
 OPENMP_FLAGS = ["-fopenmp"]
@@ -35,4 +38,4 @@ cpuKernels = Extension(
 	depends=[os.path.join(KERNEL_DIR, name) for name in os.listdir(KERNEL_DIR) if name.endswith(".h")]
 )
 
-setup(ext_modules=[cpuKernels], cmdclass={"build_ext": BuildExtWithOptionalOpenMP})
+setup(packages=PACKAGES, ext_modules=[cpuKernels], cmdclass={"build_ext": BuildExtWithOptionalOpenMP})
