@@ -54,7 +54,8 @@ def train(iterations: int = 100, seed: int = 0, useGlobalState: bool = True, rep
 
 	errors = []
 	quiet = nodeinfo is not None and nodeinfo.index != 0
-	for i in tqdm(range(iterations), desc="training", unit="it", disable=quiet):
+	# disable=None: a bar only where stderr is a terminal; in a file or pipe, the report lines alone
+	for i in tqdm(range(iterations), desc="training", unit="it", disable=True if quiet else None):
 		predictions = net(data)
 		error, grad = loss(predictions, target)
 		if nodeinfo is not None:

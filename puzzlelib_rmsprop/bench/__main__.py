@@ -86,7 +86,12 @@ def main(argv=None) -> None:
 			   "repeats": repeats, "workloads": []}
 
 	from tqdm import tqdm
-	for name, kind, shapes in tqdm(plan(args.quick, backend, args.max_elements), desc="benchmark", unit="workload"):
+	runs = plan(args.quick, backend, args.max_elements)
+	onTerminal = sys.stderr.isatty()
+	for i, (name, kind, shapes) in enumerate(tqdm(runs, desc="benchmark", unit="workload", disable=not onTerminal)):
+		if not onTerminal:
+			# a file or pipe (a log) gets one clean line per workload instead of a bar
+			print("benchmark %d/%d: %s" % (i + 1, len(runs), name), file=sys.stderr, flush=True)
 		made = contenders(backend, kind, shapes)
 		times = candidates_timing(made, repeats, sync)
 		n = workloads.elements(shapes)

@@ -1,6 +1,8 @@
 """The benchmark runs and writes its outputs (a functional check: no timing is asserted), and its reference
 kernels do what they claim."""
+import io
 import json
+import sys
 
 import numpy as np
 
@@ -26,8 +28,24 @@ def test_bench_writes_table_json_and_plot(tmp_path, capsys):
 			assert w["results"][candidate]["seconds"] > 0
 	assert (tmp_path / "bandwidth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-	printed = capsys.readouterr().out
-	assert "of limit" in printed and "limit (same traffic, no math)" in printed
+	printed = capsys.readouterr()
+	assert "of limit" in printed.out and "limit (same traffic, no math)" in printed.out
+	# stderr is no terminal here: a clean line per workload, no bar
+	assert printed.err.splitlines() == ["benchmark 1/3: N=1e+03", "benchmark 2/3: N=1e+04", "benchmark 3/3: N=1e+05"]
+
+
+class FakeTerminal(io.StringIO):
+	def isatty(self):
+		return True
+
+
+def test_bench_on_a_terminal_shows_the_bar(tmp_path, monkeypatch, capsys):
+	terminal = FakeTerminal()
+	monkeypatch.setattr(sys, "stderr", terminal)
+	main(["--quick", "--repeats", "1", "--max-elements", "1e3", "--out", str(tmp_path)])
+
+	assert "benchmark: 100%|" in terminal.getvalue() and "benchmark 1/1" not in terminal.getvalue()
+	assert "%|" not in capsys.readouterr().out
 
 
 def table(arrays):
