@@ -9,6 +9,7 @@ import termios
 
 import pytest
 
+from puzzlelib_rmsprop.Backend import getBackend
 from puzzlelib_rmsprop.demo import train
 
 
@@ -32,7 +33,7 @@ def test_global_and_local_demo_agree():
 def test_demo_command():
 	result = subprocess.run([sys.executable, "-m", "puzzlelib_rmsprop.demo", "--iterations", "10"],
 							capture_output=True, text=True, check=True)
-	assert result.stdout.startswith("Backend: cpu")
+	assert result.stdout.startswith("Backend: %s (" % getBackend().name)
 	assert "Iteration #10 error: " in result.stdout
 
 

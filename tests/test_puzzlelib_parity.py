@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 
 from puzzlelib_rmsprop import OptimizerError, RMSProp, RMSPropGraves, WeightDecay
+from puzzlelib_rmsprop.Backend import getBackend, gpuarray
 
 pytestmark = pytest.mark.puzzlelib
+
+#: PuzzleLib runs on its CPU backend here: our optimizer can update its CPUArrays only on our CPU backend. On the CUDA
+#: backend (the emulated driver in CI) test_reference_modules_on_our_backend_match_puzzlelib compares instead.
+onPuzzleLibArrays = pytest.mark.skipif(getBackend().name != "cpu", reason="PuzzleLib's CPUArrays need our CPU backend")
 
 STEPS = 20
 RTOL, ATOL = 1e-4, 2e-5
@@ -88,6 +93,7 @@ def assertRunsAgree(theirs, ours):
 			np.testing.assert_allclose(got[name], expected[name], rtol=RTOL, atol=ATOL, err_msg="%s at step %d" % (name, step + 1))
 
 
+@onPuzzleLibArrays
 @pytest.mark.parametrize("useGlobalState", [False, True])
 @pytest.mark.parametrize("netName", sorted(NETS))
 def test_training_matches_puzzlelib(puzzlelib, netName, useGlobalState):
@@ -100,6 +106,7 @@ def test_training_matches_puzzlelib(puzzlelib, netName, useGlobalState):
 	assert theirs.losses[-1] < theirs.losses[0], "the reference run should learn"
 
 
+@onPuzzleLibArrays
 @pytest.mark.parametrize("useGlobalState", [False, True])
 def test_our_optimizer_trains_puzzlelib_net_on_its_own_arrays(puzzlelib, useGlobalState):
 	"""In global state the net's variables are rebound to CPUArray views of our buffers: the net computes on them."""
@@ -120,6 +127,7 @@ def test_our_optimizer_trains_puzzlelib_net_on_its_own_arrays(puzzlelib, useGlob
 MULTIPLIERS = {"fc1.W": 0.5, "fc2.W": 0.0, "fc3.b": 2.0}
 
 
+@onPuzzleLibArrays
 @pytest.mark.parametrize("useGlobalState", [False, True])
 def test_per_variable_learn_rate(puzzlelib, useGlobalState):
 	"""PuzzleLib honours multipliers only in local state: ours honours them in both, with the same numbers."""
@@ -131,6 +139,7 @@ def test_per_variable_learn_rate(puzzlelib, useGlobalState):
 	np.testing.assert_array_equal(ours.history[-1]["fc2.W"], weights(NETS["sequential"](pl, 0))["fc2.W"])
 
 
+@onPuzzleLibArrays
 @pytest.mark.parametrize("useGlobalState", [False, True])
 def test_weight_decay(puzzlelib, useGlobalState):
 	pl = puzzlelib
@@ -170,6 +179,15 @@ def test_one_step_from_the_same_state(puzzlelib):
 		assert ulps.max() <= 2
 
 
+def onOurBackend(kernelCall, *cpuArrays):
+	"""Runs ``kernelCall`` on copies of PuzzleLib CPUArrays in our backend's arrays (device memory on CUDA) and
+	writes the results back, so PuzzleLib's own tests check our kernels' numbers on either backend."""
+	ours = [gpuarray.to_gpu(a.data) for a in cpuArrays]
+	kernelCall(*ours)
+	for mine, theirs in zip(ours, cpuArrays):
+		theirs.data[...] = mine.get()
+
+
 def test_puzzlelib_calc_test_on_our_kernel(puzzlelib, monkeypatch):
 	"""PuzzleLib's own RMSProp.calcTest, with its kernel swapped for ours: its assertions check our numbers."""
 	import importlib
@@ -183,8 +201,7 @@ def test_puzzlelib_calc_test_on_our_kernel(puzzlelib, monkeypatch):
 
 		def launch(w, dw, ms, lr, factor, epsilon, stream=None):
 			seen.append(dtype)
-			arrays = [a.data for a in (w, dw, ms)]  # CPUArray -> its NumPy array
-			kernel(*arrays, lr, factor, epsilon)
+			onOurBackend(lambda *arrays: kernel(*arrays, lr, factor, epsilon), w, dw, ms)
 		return launch
 
 	monkeypatch.setattr(module, "rmspropKer", ourKer)
@@ -213,6 +230,7 @@ def resumeAndCompare(expected: Run, loader: Run, saved, path: str, after: int = 
 	assertRunsAgree(expected, loader)
 
 
+@onPuzzleLibArrays
 def test_checkpoint_from_puzzlelib_continues_exactly_as_puzzlelib(puzzlelib, tmp_path):
 	pl, path = puzzlelib, str(tmp_path / "theirs.hdf")
 	theirs = Run(pl, "branchGraph", pl.RMSProp.RMSProp(learnRate=1e-3), False)
@@ -222,6 +240,7 @@ def test_checkpoint_from_puzzlelib_continues_exactly_as_puzzlelib(puzzlelib, tmp
 		resumeAndCompare(theirs, Run(pl, "branchGraph", RMSProp(), useGlobalState), saved, path)
 
 
+@onPuzzleLibArrays
 def test_puzzlelib_loads_our_checkpoint(puzzlelib, tmp_path):
 	pl, path = puzzlelib, str(tmp_path / "ours.hdf")
 	ours = Run(pl, "sequential", RMSProp(learnRate=1e-3), True)
@@ -230,6 +249,7 @@ def test_puzzlelib_loads_our_checkpoint(puzzlelib, tmp_path):
 	resumeAndCompare(ours, Run(pl, "sequential", pl.RMSProp.RMSProp(), False), saved, path)
 
 
+@onPuzzleLibArrays
 def test_puzzlelib_global_state_checkpoint_is_refused_with_the_reason(puzzlelib, tmp_path):
 	pl = puzzlelib
 	path = str(tmp_path / "global.hdf")
@@ -240,6 +260,7 @@ def test_puzzlelib_global_state_checkpoint_is_refused_with_the_reason(puzzlelib,
 		ours.opt.load(path)
 
 
+@onPuzzleLibArrays
 @pytest.mark.parametrize("useGlobalState", [False, True])
 @pytest.mark.parametrize("netName", sorted(NETS))
 def test_graves_matches_puzzlelib(puzzlelib, netName, useGlobalState):
@@ -252,6 +273,7 @@ def test_graves_matches_puzzlelib(puzzlelib, netName, useGlobalState):
 	assert theirs.losses[-1] < theirs.losses[0]
 
 
+@onPuzzleLibArrays
 def test_graves_checkpoints_interchange(puzzlelib, tmp_path):
 	pl, path = puzzlelib, str(tmp_path / "graves.hdf")
 	theirs = Run(pl, "sequential", pl.RMSPropGraves.RMSPropGraves(learnRate=1e-3), False)
@@ -271,10 +293,55 @@ def test_puzzlelib_graves_calc_test_on_our_kernel(puzzlelib, monkeypatch):
 		def launch(w, dw, mg, ms, delta, lr, alpha, mr, epsilon, stream=None):
 			calls.append(dtype)
 			flavour = Flavour(alpha, epsilon, centered=True, epsilonInSqrt=True, momentumMode=MOMENTUM_IN_LR)
-			flavourUpdate(w.data, dw.data, ms.data, mg.data, delta.data, lr, mr, flavour)
+			onOurBackend(lambda w, dw, mg, ms, delta: flavourUpdate(w, dw, ms, mg, delta, lr, mr, flavour), w, dw, mg, ms, delta)
 		return launch
 
 	monkeypatch.setattr(module, "rmspropGravesKer", ourKer)
 	np.random.seed(0)
 	module.calcTest(np.float32, 1e-5)
 	assert calls == [np.float32]
+
+
+@pytest.mark.parametrize("optimizers", ["RMSProp", "RMSPropGraves"])
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_reference_modules_on_our_backend_match_puzzlelib(puzzlelib, optimizers, useGlobalState):
+	"""The demo's net (Linear, relu, Linear) in PuzzleLib on its CPU backend, trained by PuzzleLib's optimizer, and
+	the same net in our reference modules on our backend (CUDA on the emulated driver in CI), trained by ours, from
+	the same weights and data: the same losses and weights at every step."""
+	from puzzlelib_rmsprop import demo
+	from puzzlelib_rmsprop.Cost.MSE import MSE
+
+	pl = puzzlelib
+	np.random.seed(0)
+	fc1 = pl.Linear.Linear(128, 64, name="fc1").node()
+	act = pl.Activation.Activation(pl.Activation.relu, name="act").node(fc1)
+	theirNet = pl.Graph.Graph(inputs=fc1, outputs=pl.Linear.Linear(64, 1, name="fc2").node(act), name="net")
+	ourNet = demo.buildNet()
+	for name, w in weights(theirNet).items():
+		ourNet.getVar(name).data.set(w)
+
+	theirOpt = getattr(getattr(pl, optimizers), optimizers)(learnRate=1e-3)
+	ourOpt = {"RMSProp": RMSProp, "RMSPropGraves": RMSPropGraves}[optimizers](learnRate=1e-3)
+	theirOpt.setupOn(theirNet, useGlobalState=False)
+	ourOpt.setupOn(ourNet, useGlobalState=useGlobalState)
+
+	rng = np.random.RandomState(1)
+	data, target = rng.randn(16, 128).astype(np.float32), rng.randn(16, 1).astype(np.float32)
+	theirData, theirTarget = pl.gpuarray.to_gpu(data), pl.gpuarray.to_gpu(target)
+	ourData, ourTarget = gpuarray.to_gpu(data), gpuarray.to_gpu(target)
+	theirLoss, ourLoss = pl.MSE.MSE(), MSE()
+
+	for step in range(STEPS):
+		theirError, grad = theirLoss(theirNet(theirData), theirTarget)
+		theirOpt.zeroGradParams()
+		theirNet.backward(grad, momentum=0.0)
+		theirOpt.update()
+
+		ourError, grad = ourLoss(ourNet(ourData), ourTarget)
+		ourOpt.zeroGradParams()
+		ourNet.backward(grad)
+		ourOpt.update()
+
+		np.testing.assert_allclose(ourError, theirError, rtol=RTOL, atol=ATOL)
+		for name, w in weights(theirNet).items():
+			np.testing.assert_allclose(ourNet.getVar(name).data.get(), w, rtol=RTOL, atol=ATOL, err_msg="%s at step %d" % (name, step + 1))

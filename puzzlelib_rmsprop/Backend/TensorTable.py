@@ -104,15 +104,16 @@ class TensorList:
 
 
 class FlavourTable:
-	"""The rows of a flavour launch (one per tensor, no merging), built once per set of TensorLists and reused;
-	new learning rates or momenta rewrite their columns."""
+	"""The rows of a flavour launch (one per non-empty tensor, no merging), built once per set of TensorLists and
+	reused; new learning rates or momenta rewrite their columns."""
 
 	def __init__(self, backend, params: TensorList, grads: TensorList, ms: TensorList, mg=None, mom=None):
-		rows = np.zeros(len(params), dtype=FLAVOUR_DTYPE)
+		self._used = np.flatnonzero(np.asarray(params.sizes, dtype=np.int64) > 0)
+		rows = np.zeros(len(self._used), dtype=FLAVOUR_DTYPE)
 		for field, tensors in (("param", params), ("grad", grads), ("ms", ms), ("mg", mg), ("mom", mom)):
 			if tensors is not None:
-				rows[field] = tensors.pointers
-		rows["size"] = params.sizes
+				rows[field] = np.asarray(tensors.pointers, dtype=np.uint64)[self._used]
+		rows["size"] = np.asarray(params.sizes, dtype=np.int64)[self._used]
 
 		self.backend, self.table, self._key = backend, backend.prepareTable(rows, params.dtype), None
 
@@ -121,9 +122,13 @@ class FlavourTable:
 		moms = np.asarray(momenta, dtype=np.float64)
 		key = rates.tobytes() + moms.tobytes()
 		if key != self._key:
-			n = len(self.table.rows)
-			self.table.rows["learnRate"] = np.broadcast_to(rates.astype(np.float32), (n, ))
-			self.table.rows["momentum"] = np.broadcast_to(moms.astype(np.float32), (n, ))
+			self.table.rows["learnRate"] = self._perRow(rates)
+			self.table.rows["momentum"] = self._perRow(moms)
 			self.backend.refreshTable(self.table)
 			self._key = key
 		return self.table
+
+	def _perRow(self, values: np.ndarray) -> np.ndarray:
+		"""One value per row from a scalar or from one value per tensor (empty tensors have no row)."""
+		values = values.astype(np.float32)
+		return np.broadcast_to(values.reshape(-1)[:1], (len(self._used), )) if values.size == 1 else values[self._used]

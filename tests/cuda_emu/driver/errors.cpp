@@ -109,18 +109,23 @@ const char *cudaEmuLastError(void)
 	return lastDetail.c_str();
 }
 
-void cudaEmuSetDeferred(int deferred)
+/* Both return the previous setting, so a test can restore it. */
+int cudaEmuSetDeferred(int deferred)
 {
 	EMU_LOCKED;
+	int previous = settings.deferred;
 	drainAll();
 	settings.deferred = deferred != 0;
+	return previous;
 }
 
-void cudaEmuSetBlockOrder(int order, unsigned long long seed)
+int cudaEmuSetBlockOrder(int order, unsigned long long seed)
 {
 	EMU_LOCKED;
+	int previous = settings.blockOrder;
 	settings.blockOrder = order;
 	settings.seed = seed;
+	return previous;
 }
 
 }

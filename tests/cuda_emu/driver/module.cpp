@@ -337,10 +337,11 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 	});
 }
 
-/* The launch log, for the tests. */
+/* The launch log, for the tests. Reading it waits for queued launches, as reading their results would. */
 int cudaEmuLaunchCount(void)
 {
 	EMU_LOCKED;
+	drainAll();
 	return (int)launches.size();
 }
 

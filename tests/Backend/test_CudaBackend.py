@@ -1,0 +1,270 @@
+"""The CUDA backend against the NumPy reference, bit for bit, on a GPU or on the emulated CUDA driver
+(tests/cuda_emu/run; tests/test_cuda_emulated.py runs this file there in CI). On the emulator also what only it can
+see: launch shapes, which rows take the 128-bit path, and missing synchronization (deferred mode). Skipped, with
+the reason, where there is neither."""
+import contextlib
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ParamBag, randomGrads, snapshot
+from reference import rmspropStep
+from puzzlelib_rmsprop import RMSProp
+from puzzlelib_rmsprop.Backend import getBackend
+from puzzlelib_rmsprop.Backend.dtypes import bfloat16
+from puzzlelib_rmsprop.Backend.TensorTable import TensorList
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cuda_emu"))
+import emu  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+DTYPES = [np.float32, np.float16] + ([bfloat16] if bfloat16 is not None else [])
+SMS, BLOCKS_PER_SM, BLOCK = 132, 8, 256  # the emulated device's SM count; the backend's design
+
+
+@pytest.fixture(scope="module")
+def cuda():
+	"""The process's backend if it is CUDA, else a CUDA backend of this module's own."""
+	from puzzlelib_rmsprop.Errors import BackendError
+	if getBackend().name == "cuda":
+		return getBackend()
+	try:
+		from puzzlelib_rmsprop.Backend.CudaBackend import CudaBackend
+		return CudaBackend()
+	except BackendError as e:
+		pytest.skip("no usable CUDA device: %s" % e)
+
+
+@pytest.fixture
+def cudaProcess(cuda):
+	"""For optimizer-level tests: the process's backend must be the CUDA one (PUZZLELIB_RMSPROP_BACKEND=cuda)."""
+	if getBackend() is not cuda:
+		pytest.skip("the process's backend is %s; run with PUZZLELIB_RMSPROP_BACKEND=cuda" % getBackend().name)
+	return cuda
+
+
+@pytest.fixture
+def emulated(cuda):
+	if not emu.isEmulated():
+		pytest.skip("only the emulated driver records launches and iterations")
+	emu.clearLaunches()
+
+
+def update(cuda, host, offset, learnRate=1e-2):
+	"""One launch over (param, grad, ms) copied to the device, each starting ``offset`` elements into its buffer."""
+	views = [cuda.to_gpu(h)[offset:] for h in host]
+	lists = [TensorList([v], cuda.pointerOf) for v in views]
+	cuda.rmsprop(lists[0].launchTable(cuda, lists[1], lists[2], [learnRate]), 0.9, 1e-5)
+	return views
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size, offset", [(1, 0), (7, 1), (1023, 3), (2 ** 20 + 5, 2), (3 * 2 ** 20, 0)])
+def test_update_matches_reference(cuda, dtype, size, offset):
+	rng = np.random.default_rng(size)
+	host = [rng.standard_normal(size + offset).astype(dtype) for _ in range(2)] + [rng.random(size + offset).astype(dtype)]
+	views = update(cuda, host, offset)
+
+	expectedP, expectedM = rmspropStep(host[0][offset:], host[1][offset:], host[2][offset:], 1e-2)
+	np.testing.assert_array_equal(views[2].get(), expectedM)
+	np.testing.assert_array_equal(views[0].get(), expectedP)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zeros_and_fill_for_every_dtype(cuda, dtype):
+	"""pycuda's own fill kernel cannot map float16 or bfloat16 (dtype_to_ctype raises), and zeros, setupState,
+	SharedArray and zeroGradParams all fill: the backend fills through cuMemsetD16/D32 instead."""
+	zeros = cuda.zeros((5, 3), dtype)
+	np.testing.assert_array_equal(zeros.get(), np.zeros((5, 3), dtype))
+	np.testing.assert_array_equal(zeros.fill(-1.5).get(), np.full((5, 3), -1.5, dtype))
+
+	import pycuda.gpuarray
+	foreign = pycuda.gpuarray.to_gpu(np.ones(7, dtype))  # an array the user made with pycuda itself
+	cuda.fill(foreign, 2.25)
+	np.testing.assert_array_equal(foreign.get(), np.full(7, 2.25, dtype))
+	assert cuda.zeros((0, ), dtype)[1:].size == 0, "an empty array can be sliced"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_divide_matches_numpy(cuda, dtype):
+	"""Grid's mean under CUDA-aware MPI: the device division rounds as np.divide does on the host."""
+	host = (np.random.default_rng(5).standard_normal(1001) * 100).astype(dtype)
+	ary = cuda.to_gpu(host)
+	cuda.divide(ary, 3)
+	np.testing.assert_array_equal(ary.get(), np.divide(host, host.dtype.type(3)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_training_16_bit_variables_with_every_fill(cudaProcess, dtype, rng):
+	"""zeroGradParams, setupState (ms zeros, initialMs) and the global-state buffers on float16 and bfloat16."""
+	for useGlobalState in (False, True):
+		bag = ParamBag({"w": ((33, ), dtype), "b": ((8, ), dtype)}, rng=np.random.default_rng(1))
+		opt = RMSProp(learnRate=1e-2, initialMs=1.0, centered=True)
+		opt.setupOn(bag, useGlobalState=useGlobalState)
+		randomGrads(bag, rng)
+		opt.zeroGradParams()
+		assert not any(var.grad.get().astype(np.float32).any() for var in bag.vars.values())
+		np.testing.assert_array_equal(opt.states["bag.w"]["ms"].get(), np.ones(33, dtype))
+		before = snapshot(bag)
+		opt.update()  # zero grads: nothing moves
+		for name, value in snapshot(bag).items():
+			np.testing.assert_array_equal(value, before[name])
+
+
+def expectedGrid(elements, itemsize):
+	"""The design: one 16-byte packet per thread per iteration, at most 8 blocks of 256 threads per SM."""
+	packets = -(-elements * itemsize // 16)
+	return max(1, min(SMS * BLOCKS_PER_SM, -(-packets // BLOCK)))
+
+
+@pytest.mark.parametrize("dtype, size", [(np.float32, 2 ** 20 + 5), (np.float16, 2 ** 20 + 5), (np.float32, 1000),
+										 (np.float32, 2 ** 24)])
+def test_launch_shape(cuda, emulated, dtype, size):
+	"""A grid large enough to fill the GPU (a kernel whose grid is one block would still be correct, and slow)."""
+	host = [np.ones(size, dtype)] * 3
+	update(cuda, host, 0)
+	(launch, ) = emu.launchesOf("rmsprop")
+	assert launch.block == (BLOCK, 1, 1)
+	assert launch.grid == (expectedGrid(size, np.dtype(dtype).itemsize), 1, 1)
+	assert size < 10 ** 4 or launch.grid[0] > 500, "large tensors spread over hundreds of blocks"
+
+
+@pytest.mark.parametrize("dtype, width", [(np.float32, 4), (np.float16, 8)])
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_aligned_rows_take_the_128_bit_path(cudaProcess, emulated, dtype, width, useGlobalState, rng):
+	"""Variables whose sizes are whole packets, in their own allocations or packed into the global-state buffer
+	(whose blocks start on 16-byte boundaries), are updated by 128-bit packets only: no scalar iteration."""
+	sizes = [8, 64, 1024, 40, 8 * 37]
+	bag = ParamBag({"v%d" % i: ((n, ), dtype) for i, n in enumerate(sizes)}, rng=np.random.default_rng(2))
+	opt = RMSProp()
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+	randomGrads(bag, rng)
+	emu.clearLaunches()
+	opt.update()
+
+	(launch, ) = emu.launchesOf("rmsprop")
+	assert (launch.packets, launch.scalars) == (sum(sizes) // width, 0)
+
+
+def test_unaligned_rows_take_scalar_heads_and_tails(cuda, emulated):
+	"""The counters see both paths: a tensor 3 elements into its buffer has a scalar head, packets and a tail."""
+	size, offset = 1003, 3
+	update(cuda, [np.ones(size + offset, np.float32)] * 3, offset)
+	(launch, ) = emu.launchesOf("rmsprop")
+	head = 1  # 3 floats in, 1 more reaches the next 16-byte boundary
+	assert launch.scalars == head + (size - head) % 4 and launch.packets == (size - head) // 4
+
+
+def test_non_finite_check_waits_for_its_flag(cudaProcess, rng):
+	"""skipNonFinite reads a flag the check kernels write: in deferred mode, a read that does not wait for them
+	sees the flag's old value and the step with a NaN is not skipped."""
+	bag = ParamBag({"w": ((1000, ), np.float32), "h": ((77, ), np.float16)}, rng=rng)
+	opt = RMSProp(skipNonFinite=True)
+	opt.setupOn(bag, useGlobalState=True)
+	grads = randomGrads(bag, rng)
+	grads["h"][50] = np.inf
+	bag.getVar("h").grad.set(grads["h"])
+	before = snapshot(bag)
+
+	with emu.deferred() if emu.isEmulated() else contextlib.nullcontext():
+		opt.update()
+	assert opt.skippedSteps == 1 and opt.t == 0
+	for name, value in snapshot(bag).items():
+		np.testing.assert_array_equal(value, before[name])
+
+
+def test_updates_allocate_nothing_per_step(cudaProcess, emulated, rng):
+	bag = ParamBag({"w": ((100, ), np.float32)}, rng=rng)
+	opt = RMSProp(skipNonFinite=True)
+	opt.setupOn(bag)
+	randomGrads(bag, rng)
+	opt.update()
+	live = emu.liveAllocations()
+	for _ in range(3):
+		opt.update()
+	assert emu.liveAllocations() == live
+
+
+
+def test_fill_on_a_stream(cuda):
+	stream = cuda.streams(1)[0]
+	ary = cuda.zeros((9, ), np.float16)
+	cuda.fill(ary, 0.5, stream)
+	cuda.synchronize([stream])
+	np.testing.assert_array_equal(ary.get(), np.full(9, 0.5, np.float16))
+
+
+def test_empty_tables_launch_nothing(cuda):
+	from puzzlelib_rmsprop.Kernels import Flavour, flavourUpdate
+	if emu.isEmulated():
+		emu.clearLaunches()
+	empty = [cuda.zeros((0, ), np.float32) for _ in range(4)]
+	flavourUpdate(empty[0], empty[1], empty[2], None, empty[3], 1e-3, 0.9, Flavour(0.9, 1e-5, momentumMode=1))
+	update(cuda, [np.zeros(0, np.float32)] * 3, 0)
+	assert not emu.isEmulated() or emu.launches() == []
+
+
+def test_kernels_compile_for_an_explicit_architecture(cuda):
+	from puzzlelib_rmsprop.Backend.CudaBackend import compileKernels
+	cubin = compileKernels(arch="sm_80")
+	assert cubin[:4] == b"\x7fELF" and b"rmspropFloat16" in cubin and b"divideBfloat16" in cubin
+
+
+@pytest.mark.parametrize("missing, message", [
+	("pycuda", "pycuda is not installed (pip install 'puzzlelib_rmsprop[cuda]')"),
+	("pycuda.driver", "cannot load the CUDA driver library (no NVIDIA driver?)"),
+])
+def test_missing_pycuda_pieces_are_named(cuda, monkeypatch, missing, message):
+	from puzzlelib_rmsprop.Backend.CudaBackend import importPycuda
+	from puzzlelib_rmsprop.Errors import BackendError
+	monkeypatch.setitem(sys.modules, missing, None)  # importing it now raises ImportError
+	with pytest.raises(BackendError, match=re.escape(message)):
+		importPycuda()
+
+
+@pytest.mark.parametrize("sabotage, message", [
+	("init", "the CUDA driver failed to initialise: "),
+	("count", "the CUDA driver sees no device"),
+	("index", "Config.deviceIdx is 99 but there are"),
+])
+def test_unusable_driver_or_device_is_explained(cuda, monkeypatch, sabotage, message):
+	from puzzlelib_rmsprop.Backend.CudaBackend import CudaBackend
+	from puzzlelib_rmsprop.Errors import BackendError
+	driver = cuda.driver
+	if sabotage == "init":
+		def failingInit(*args):
+			raise driver.LogicError("cuInit failed: no CUDA-capable device is detected")
+		monkeypatch.setattr(driver, "init", failingInit)
+	elif sabotage == "count":
+		monkeypatch.setattr(driver.Device, "count", staticmethod(lambda: 0))
+	with pytest.raises(BackendError, match=re.escape(message)):
+		CudaBackend(99 if sabotage == "index" else 0)
+
+
+def test_threads_get_the_backends_context_or_a_clear_error(cuda):
+	"""A thread with no context gets the backend's; one with another context current is refused, naming both."""
+	import threading
+	outcomes = []
+
+	def plain():
+		outcomes.append(cuda.to_gpu(np.arange(3, dtype=np.float32)).get().tolist())
+
+	def withOwnContext():
+		own = cuda.driver.Device(0).make_context()  # a second context, current on this thread
+		try:
+			cuda.zeros((2, ), np.float32)
+		except Exception as e:  # noqa: BLE001
+			outcomes.append(str(e))
+		finally:
+			own.pop()
+			own.detach()
+
+	for target in (plain, withOwnContext):
+		thread = threading.Thread(target=target, name=target.__name__)
+		thread.start()
+		thread.join()
+	assert outcomes[0] == [0.0, 1.0, 2.0]
+	assert re.match(r"thread 'withOwnContext' has another CUDA context current \(0x[0-9a-f]+\) than the one", outcomes[1])

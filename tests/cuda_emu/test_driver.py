@@ -1,0 +1,247 @@
+"""The emulated CUDA driver itself, driven through pycuda and ctypes as a GPU program would drive a real one. Runs
+only on the emulator (tests/test_cuda_emulated.py starts it there); skipped, with the reason, anywhere else."""
+import ctypes
+import threading
+
+import numpy as np
+import pytest
+
+import emu
+
+pytestmark = pytest.mark.skipif(not emu.isEmulated(), reason="runs on the emulated CUDA driver (tests/cuda_emu/run)")
+
+
+@pytest.fixture(scope="module")
+def cuda():
+	import pycuda.driver as driver
+	driver.init()
+	context = driver.Device(0).retain_primary_context()
+	context.push()
+	yield driver
+	driver.Context.pop()
+
+
+def compileKernel(source, name):
+	from pycuda.compiler import SourceModule
+	return SourceModule(source).get_function(name)
+
+
+def expectError(cuda, match, call, *args, **kwargs):
+	with pytest.raises(cuda.Error, match=match) as info:
+		call(*args, **kwargs)
+	return str(info.value)
+
+
+def test_device_says_it_is_emulated(cuda):
+	device = cuda.Device(0)
+	assert "Emulated" in device.name() and device.compute_capability() == (9, 0)
+	assert device.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT) == 132
+	assert device.get_attribute(cuda.device_attribute.WARP_SIZE) == 32
+	assert cuda.Device.count() >= 1
+
+
+def test_primary_context_is_reference_counted(cuda):
+	lib = emu.driver()
+	state, active = ctypes.c_uint(), ctypes.c_int()
+	extra = cuda.Device(0).retain_primary_context()
+	lib.cuDevicePrimaryCtxGetState(0, ctypes.byref(state), ctypes.byref(active))
+	assert active.value == 1
+	assert extra.handle == cuda.Context.get_current().handle, "one primary context per device"
+	extra.detach()
+	lib.cuDevicePrimaryCtxGetState(0, ctypes.byref(state), ctypes.byref(active))
+	assert active.value == 1, "the fixture still holds a reference"
+
+
+def test_contexts_are_per_thread(cuda):
+	"""A new thread starts with no current context, and the driver refuses its allocations with the reason."""
+	seen = []
+
+	def probe():
+		ctx, pointer = ctypes.c_void_p(), ctypes.c_uint64()
+		emu.driver().cuCtxGetCurrent(ctypes.byref(ctx))
+		seen.extend([ctx.value, emu.driver().cuMemAlloc_v2(ctypes.byref(pointer), ctypes.c_size_t(4)), emu.lastError()])
+
+	thread = threading.Thread(target=probe)
+	thread.start()
+	thread.join()
+	assert seen[:2] == [None, 201] and "this thread has no current context" in seen[2]
+
+
+def test_copies_are_checked_against_the_allocation_map(cuda):
+	ary = cuda.mem_alloc(64)
+	host = np.zeros(32, np.float32)
+	message = expectError(cuda, "past the end", cuda.memcpy_htod, ary, host)
+	assert "128 bytes runs 64 bytes past the end" in message
+
+	expectError(cuda, "not device memory", cuda.memcpy_htod, host.ctypes.data, host[:4])
+	code = emu.driver().cuMemcpyDtoH_v2(ctypes.c_void_p(int(ary)), ctypes.c_uint64(int(ary)), ctypes.c_size_t(16))
+	assert code == 1 and "is device memory where host memory is expected" in emu.lastError()
+
+	ary.free()
+	message = expectError(cuda, "use after free", cuda.memcpy_dtoh, host[:4], int(ary))
+	assert "freed" in message
+
+
+def test_kernel_arguments_must_be_device_memory(cuda):
+	kernel = compileKernel('__global__ void scale(float *x, float a) { x[threadIdx.x] *= a; }', "scale")
+	host = np.ones(4, np.float32)
+	message = expectError(cuda, "argument 0", kernel, np.intp(host.ctypes.data), np.float32(2), block=(4, 1, 1))
+	assert "scale(float*, float)" in message and "not device memory" in message
+
+	freed = cuda.mem_alloc(16)
+	freed.free()
+	expectError(cuda, "use after free", kernel, np.intp(int(freed)), np.float32(2), block=(4, 1, 1))
+
+
+def test_use_after_free_inside_a_kernel_fails_the_launch(cuda):
+	"""A freed pointer the kernel reads from memory (not an argument the launch can check) faults; the emulator
+	turns the fault into an error instead of ending the process."""
+	kernel = compileKernel('__global__ void chase(float **table) { *table[0] = 1.0f; }', "chase")
+	target = cuda.mem_alloc(4)
+	table = cuda.to_device(np.array([int(target)], np.uint64))
+	target.free()
+	with emu.deferred(False):
+		message = expectError(cuda, "illegal memory access|faulted", kernel, table, block=(1, 1, 1))
+	assert "chase(float**)" in message and "freed" in message
+
+	with emu.deferred():  # as on a GPU, a fault in queued work is reported by the call that waits for it
+		kernel(table, block=(1, 1, 1))
+		expectError(cuda, "freed", cuda.Context.synchronize)
+
+
+def test_misaligned_128_bit_access_fails_the_launch(cuda):
+	kernel = compileKernel('__global__ void wide(const uint4 *x, uint4 *y) { *y = __ldg(x); }', "wide")
+	buffer = cuda.mem_alloc(64)
+	with emu.deferred(False):
+		message = expectError(cuda, "misaligned", kernel, np.intp(int(buffer) + 4), np.intp(int(buffer) + 32), block=(1, 1, 1))
+	assert "misaligned 16-byte load" in message
+
+
+def test_argument_size_mismatch_names_the_kernel_and_its_types(cuda):
+	kernel = compileKernel('__global__ void axpy(float *y, const float *x, float a, long long n) { }', "axpy")
+	y = cuda.mem_alloc(16)
+	kernel.prepare("PPf")  # the long long is missing
+	message = expectError(cuda, "takes 32 bytes of arguments", kernel.prepared_call, (1, 1), (1, 1, 1), y, y, 2.0)
+	assert "axpy(float*, const float*, float, long long int)" in message and "passed 20" in message
+
+
+def test_kernel_params_launch(cuda):
+	"""cuLaunchKernel with kernelParams (pycuda passes `extra`): the same kernel, arguments by pointer."""
+	from pycuda.compiler import compile
+	cubin = compile('extern "C" __global__ void axpb(float *y, float a, long long n, float b)'
+					'{ long long i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) y[i] = a * y[i] + b; }',
+					arch="sm_90", no_extern_c=True)
+	lib, module, function = emu.driver(), ctypes.c_void_p(), ctypes.c_void_p()
+	assert lib.cuModuleLoadData(ctypes.byref(module), ctypes.c_char_p(cubin)) == 0
+	assert lib.cuModuleGetFunction(ctypes.byref(function), module, b"axpb") == 0
+
+	y = cuda.to_device(np.arange(10, dtype=np.float32))
+	values = [ctypes.c_uint64(int(y)), ctypes.c_float(2.0), ctypes.c_longlong(10), ctypes.c_float(1.0)]
+	params = (ctypes.c_void_p * 4)(*[ctypes.cast(ctypes.byref(v), ctypes.c_void_p) for v in values])
+	assert lib.cuLaunchKernel(function, 3, 1, 1, 4, 1, 1, 0, None, params, None) == 0
+	np.testing.assert_array_equal(cuda.from_device(y, (10, ), np.float32), 2 * np.arange(10, dtype=np.float32) + 1)
+	assert emu.launches()[-1][:3] == ("axpb", (3, 1, 1), (4, 1, 1))
+
+
+def test_shared_memory_is_a_compile_error(cuda):
+	from pycuda.driver import CompileError
+	with pytest.raises(CompileError) as info:
+		compileKernel('__global__ void tile(float *x) { __shared__ float s[32]; s[0] = x[0]; x[1] = s[0]; }', "tile")
+	assert "__shared___is_not_supported_by_the_host_shim" in info.value.stderr
+
+
+def test_unimplemented_entry_points_fail_loudly_with_their_name(cuda, capfd):
+	message = expectError(cuda, "not implemented", cuda.managed_empty, (4, ), np.float32, mem_flags=cuda.mem_attach_flags.GLOBAL)
+	assert "cuMemAllocManaged is not implemented by the emulated CUDA driver" in message
+	assert "cuMemAllocManaged" in capfd.readouterr().err
+
+
+def test_a_cubin_from_outside_the_nvcc_route_is_refused(cuda):
+	"""The emulator cannot run a cubin it has no host build of, and says how to get one."""
+	from pycuda.compiler import compile
+	cubin = bytearray(compile('extern "C" __global__ void nop() { }', arch="sm_90", no_extern_c=True))
+	cubin[-1] ^= 0xFF  # a different cubin: no host build has its hash
+	message = expectError(cuda, "no host build", cuda.module_from_buffer, bytes(cubin))
+	assert "tests/cuda_emu/nvcc" in message
+
+
+def test_deferred_mode_holds_work_until_a_synchronizing_call(cuda):
+	kernel = compileKernel('__global__ void inc(float *x) { x[threadIdx.x] += 1.0f; }', "inc")
+	x = cuda.to_device(np.zeros(4, np.float32))
+	stream = cuda.Stream()
+	pinned = cuda.pagelocked_zeros(4, np.float32)
+	with emu.deferred():
+		kernel(x, block=(4, 1, 1), stream=stream)
+		cuda.memcpy_dtoh_async(pinned, x, stream)
+		assert emu.pendingWork() == 2
+		np.testing.assert_array_equal(pinned, 0), "nothing ran: reading before synchronize sees stale memory"
+		stream.synchronize()
+		np.testing.assert_array_equal(pinned, 1)
+
+		kernel(x, block=(4, 1, 1))  # the NULL stream
+		host = np.zeros(4, np.float32)
+		cuda.memcpy_dtoh(host, x)  # synchronous: waits for the kernel
+		np.testing.assert_array_equal(host, 2)
+		assert emu.pendingWork() == 0
+
+
+def test_deferred_stream_order_follows_the_legacy_default_stream(cuda):
+	"""Work on a blocking stream waits for earlier NULL-stream work, and NULL-stream work for earlier stream work."""
+	set2 = compileKernel('__global__ void set2(float *x) { x[0] = 2.0f; }', "set2")
+	double = compileKernel('__global__ void twice(float *x) { x[0] *= 2.0f; }', "twice")
+	x = cuda.to_device(np.ones(1, np.float32))
+	stream = cuda.Stream()
+	with emu.deferred():
+		set2(x, block=(1, 1, 1))
+		double(x, block=(1, 1, 1), stream=stream)
+		stream.synchronize()  # must run the NULL-stream set2 first
+		assert cuda.from_device(x, (1, ), np.float32)[0] == 4.0
+
+
+def test_events_time_and_synchronize(cuda):
+	kernel = compileKernel('__global__ void mark(float *x) { x[0] = 5.0f; }', "mark")
+	x = cuda.to_device(np.zeros(1, np.float32))
+	start, end = cuda.Event(), cuda.Event()
+	with emu.deferred():
+		start.record()
+		kernel(x, block=(1, 1, 1))
+		end.record()
+		end.synchronize()
+		assert emu.pendingWork() == 0 and end.time_since(start) >= 0.0
+
+
+@pytest.mark.parametrize("order", ["reverse", "shuffle"])
+def test_block_order(cuda, order):
+	"""Blocks run one after the other here; reversing or shuffling them exposes code that relies on their order."""
+	kernel = compileKernel('__global__ void visit(int *log, int *n) { if (threadIdx.x == 0) log[(*n)++] = blockIdx.x; }', "visit")
+	log, n = cuda.to_device(np.zeros(64, np.int32)), cuda.to_device(np.zeros(1, np.int32))
+	with emu.blockOrder(order, seed=7):
+		kernel(log, n, grid=(64, 1), block=(32, 1, 1))
+	visited = cuda.from_device(log, (64, ), np.int32)
+	assert sorted(visited) == list(range(64))
+	assert list(visited) == (list(range(63, -1, -1)) if order == "reverse" else list(visited)) and list(visited) != list(range(64))
+
+
+def test_launches_are_recorded(cuda):
+	kernel = compileKernel('__global__ void touch(float *x) { x[blockIdx.x * blockDim.x + threadIdx.x] = 0; }', "touch")
+	x = cuda.mem_alloc(4 * 6 * 32)
+	emu.clearLaunches()
+	kernel(x, grid=(6, 1), block=(32, 1, 1))
+	assert emu.launches() == [emu.Launch("touch", (6, 1, 1), (32, 1, 1), 0, 0)]
+
+
+def test_devices_are_separate(cuda):
+	"""A kernel may not touch another device's memory (peer access is off)."""
+	if cuda.Device.count() < 2:
+		pytest.skip("CUDA_EMU_DEVICES=1")
+	kernel = compileKernel('__global__ void zero(float *x) { x[0] = 0; }', "zero")
+	other = cuda.Device(1).retain_primary_context()
+	other.push()
+	foreign = cuda.mem_alloc(4)
+	cuda.Context.pop()
+	message = expectError(cuda, "memory of device 1", kernel, foreign, block=(1, 1, 1))
+	assert "the launch is on device 0" in message
+	other.push()
+	foreign.free()
+	cuda.Context.pop()
+	other.detach()

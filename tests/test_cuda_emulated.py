@@ -1,0 +1,148 @@
+"""The CUDA backend end to end on the emulated CUDA driver (tests/cuda_emu), on a machine with no GPU.
+
+Every run below goes through tests/cuda_emu/run with PUZZLELIB_RMSPROP_BACKEND=cuda: the reference suites (bit-exact
+against the NumPy reference, float16 and bfloat16 included) with stream work deferred to synchronizing calls and
+blocks in shuffled order, the backend's and the emulator's own tests in the default mode, the demo, the benchmark
+(function only: the emulator's timings are no GPU figures) and data-parallel training under mpiexec through pinned
+staging and through the CUDA-aware path. coverage.py follows all of them, ranks included; the last test checks that
+every line of the CUDA backend ran, and prints the figures."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE / "cuda_emu"))
+import build  # noqa: E402
+
+pytestmark = pytest.mark.emulator
+
+REFERENCE_SUITES = ["tests/test_RMSProp.py", "tests/test_Optimizer.py", "tests/test_flavours.py", "tests/test_Checkpoint.py",
+					"tests/test_Guarantees.py", "tests/test_puzzlelib_parity.py", "tests/test_demo.py", "tests/Backend"]
+BACKEND_TESTS = ["tests/Backend/test_CudaBackend.py", "tests/cuda_emu/test_driver.py"]
+
+#: lines of the CUDA backend that only a real GPU reaches, with the reason (none today)
+GPU_ONLY_LINES = {}
+#: Grid.py's CUDA branches: the pinned staging path, the CUDA-aware path and the device-side division
+GRID_CUDA_LINES = ["return ary, None  # mpi4py reads __cuda_array_interface__", "import pycuda.driver as driver",
+				   "staging = self._staging[name] = driver.pagelocked_empty(ary.shape, ary.dtype)", "ary.get(staging)",
+				   "return staging, lambda: ary.set(staging)", "getBackend().divide(host, self.gridsize)"]
+
+
+class Emulator:
+	def __init__(self, env, coverageDir: Path):
+		self.env, self.coverageDir = env, coverageDir
+		self.rcfile = coverageDir / "coveragerc"
+		self.rcfile.write_text("[run]\nparallel = True\npatch = subprocess\nsource = puzzlelib_rmsprop\ndata_file = %s\n" % (
+			coverageDir / ".coverage"))
+
+	def run(self, args, timeout=900, **extraEnv):
+		"""Runs ``python -m coverage run ... args`` on the emulated driver with the CUDA backend selected."""
+		env = dict(self.env, PUZZLELIB_RMSPROP_BACKEND="cuda", CUDA_EMU_DEVICES="4", **extraEnv)
+		env.pop("COVERAGE_PROCESS_CONFIG", None)
+		command = [str(HERE / "cuda_emu" / "run"), sys.executable, "-m", "coverage", "run", "--rcfile=%s" % self.rcfile, *args]
+		return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+	def pytest(self, paths, report, **extraEnv):
+		result = self.run(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *paths], **extraEnv)
+		assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+		summary = result.stdout.strip().splitlines()[-1]
+		report.append("%s: %s" % (" ".join(sorted(extraEnv)) or "default mode", summary.strip("= ")))
+		return result.stdout
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+	try:
+		env = build.environment()
+	except build.EmulatorUnavailable as e:
+		if os.environ.get("CI"):
+			pytest.fail("the emulated CUDA driver could not be built in CI: %s" % e)
+		pytest.skip("the emulated CUDA driver is unavailable: %s" % e)
+	return Emulator(env, tmp_path_factory.mktemp("coverage"))
+
+
+def skipped(output, path):
+	return [line for line in output.splitlines() if line.startswith("SKIPPED") and path in line]
+
+
+def test_reference_suites_deferred_and_shuffled(emulator, emulatorReport):
+	"""The whole optimizer-level reference (bit-exact), with every stream operation held until a synchronizing call
+	needs it and the blocks of every launch in shuffled order."""
+	output = emulator.pytest(BACKEND_TESTS + REFERENCE_SUITES, emulatorReport, CUDA_EMU_DEFERRED="1",
+							 CUDA_EMU_BLOCK_ORDER="shuffle", CUDA_EMU_SEED="11")
+	for path in BACKEND_TESTS:
+		assert not skipped(output, path), "nothing of %s may skip on the emulator:\n%s" % (path, "\n".join(skipped(output, path)))
+
+
+def test_backend_and_driver_in_default_mode(emulator, emulatorReport):
+	emulator.pytest(BACKEND_TESTS, emulatorReport)
+
+
+def test_demo_trains_on_the_cuda_backend(emulator):
+	result = emulator.run(["-m", "puzzlelib_rmsprop.demo"])
+	assert result.returncode == 0, result.stderr[-3000:]
+	assert result.stdout.startswith("Backend: cuda (Emulated CUDA device 0")
+	cpu = subprocess.run([sys.executable, "-m", "puzzlelib_rmsprop.demo"], cwd=ROOT, capture_output=True, text=True,
+						 env=dict(os.environ, PUZZLELIB_RMSPROP_BACKEND="cpu"), check=True)
+	errors = lambda text: re.findall(r"Iteration #\d+ error: \S+", text)
+	assert len(errors(result.stdout)) == 20 and errors(result.stdout) == errors(cpu.stdout), "same numbers as the CPU"
+
+
+def test_benchmark_runs_on_the_cuda_backend(emulator, tmp_path):
+	"""Function only: every GPU candidate runs and reports; the figures are the emulator's, not a GPU's."""
+	result = emulator.run(["-m", "puzzlelib_rmsprop.bench", "--quick", "--repeats", "1", "--max-elements", "3e5",
+						   "--out", str(tmp_path)], timeout=600)
+	assert result.returncode == 0, result.stderr[-3000:]
+	results = json.loads((tmp_path / "results.json").read_text())
+	assert results["machine"]["backend"] == "cuda" and "Emulated" in results["machine"]["device"]
+	names = {name for workload in results["workloads"] for name in workload["results"]}
+	assert {"ours (global)", "ours kernel (rmspropKer)", "limit (same traffic, no math)"} <= names
+
+
+@pytest.mark.parametrize("cudaAware", ["0", "1"])
+def test_data_parallel_training_on_the_cuda_backend(emulator, emulatorReport, cudaAware):
+	"""mpiexec -n 2 and -n 3, one emulated GPU per rank: gradients through pinned host staging, or handed to MPI as
+	device memory (CUDA-aware MPI; here the device memory is host memory, so any MPI can read it)."""
+	emulator.pytest(["tests/test_Grid.py", "-k", "equals_single or demo_option"], emulatorReport,
+					PUZZLELIB_RMSPROP_CUDA_AWARE_MPI=cudaAware)
+
+
+def test_every_line_of_the_cuda_backend_ran(emulator, emulatorReport):
+	"""Runs last: coverage of the runs above (all processes and ranks)."""
+	import coverage
+
+	cov = coverage.Coverage(config_file=str(emulator.rcfile))
+	cov.combine()
+	cov.save()
+	package = ROOT / "puzzlelib_rmsprop"
+
+	for name in ("Backend/CudaBackend.py", "Backend/CudaContext.py"):
+		_, statements, _, missing, _ = cov.analysis2(str(package / name))
+		lines = (package / name).read_text().splitlines()
+		unexplained = [(n, lines[n - 1].strip()) for n in missing if lines[n - 1].strip() not in GPU_ONLY_LINES]
+		emulatorReport.append("coverage of %s: %d of %d statements%s" % (
+			name, len(statements) - len(missing), len(statements),
+			"".join("; line %d only on a GPU: %s" % (n, GPU_ONLY_LINES[lines[n - 1].strip()]) for n in missing
+					if lines[n - 1].strip() in GPU_ONLY_LINES)))
+		assert not unexplained, "lines of %s no emulated run reached: %s" % (name, unexplained)
+
+	_, statements, _, missing, _ = cov.analysis2(str(package / "Grid.py"))
+	lines = (package / "Grid.py").read_text().splitlines()
+	cudaLines = [i + 1 for i, line in enumerate(lines) if line.strip() in GRID_CUDA_LINES]
+	assert len(cudaLines) == len(GRID_CUDA_LINES), "Grid.py changed: update GRID_CUDA_LINES"
+	assert not set(cudaLines) & set(missing), "Grid.py's CUDA lines not reached: %s" % sorted(set(cudaLines) & set(missing))
+	emulatorReport.append("coverage of Grid.py: %d of %d statements, all %d CUDA-branch lines" % (
+		len(statements) - len(missing), len(statements), len(cudaLines)))
+
+
+@pytest.fixture(scope="module")
+def emulatorReport():
+	lines = []
+	yield lines
+	print("\n".join(lines))
