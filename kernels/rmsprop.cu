@@ -127,6 +127,13 @@ trafficLimitFloat32(const TensorEntry *table, int count)
 }
 
 
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
+trafficLimitFloat16(const TensorEntry *table, int count)
+{
+	multiTensorApply<__half>(table, count, TrafficFunctor());
+}
+
+
 /* PuzzleLib's weight decay hook, grad -= rate * param, for one contiguous variable. */
 extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
 weightDecayFloat32(float *grad, const float *param, float rate, long long size)

@@ -35,6 +35,25 @@ def install() -> Path:
 	return site
 
 
+def sdist() -> Path:
+	"""PuzzleLib's source distribution (its CUDA sources, which the installed CPU package lacks), downloaded once
+	into CACHE."""
+	target = CACHE / ("PuzzleLib-%s.tar.gz" % VERSION)
+	if target.is_file():
+		return target
+
+	CACHE.mkdir(parents=True, exist_ok=True)
+	constraint = CACHE / "setuptools-constraint.txt"
+	constraint.write_text("setuptools<61\n")  # pip prepares its metadata, with the flat layout of install()
+	result = subprocess.run(
+		[sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-input", "-q", "-d", str(CACHE),
+		 "puzzlelib==" + VERSION], env=dict(os.environ, PIP_CONSTRAINT=str(constraint)), capture_output=True, text=True
+	)
+	if result.returncode != 0 or not target.is_file():
+		raise OracleUnavailable("pip could not download puzzlelib==%s's sdist:\n%s" % (VERSION, result.stderr[-3000:]))
+	return target
+
+
 def prepareBuildEnvironment() -> None:
 	"""PuzzleLib compiles its CPU kernels with gcc on first use: keep its cache inside ours, and give its
 	linker the -lpython3.Xm library that Python no longer ships (an empty archive is enough)."""

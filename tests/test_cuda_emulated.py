@@ -67,6 +67,17 @@ def emulator(tmp_path_factory):
 	return Emulator(env, tmp_path_factory.mktemp("coverage"))
 
 
+def puzzlelibSource():
+	"""--puzzlelib-source with PuzzleLib 1.0.3's sdist where the tests have downloaded it (tests/puzzlelib_oracle.py)."""
+	import puzzlelib_oracle
+	try:
+		return ["--puzzlelib-source", str(puzzlelib_oracle.sdist())]
+	except puzzlelib_oracle.OracleUnavailable as e:
+		if os.environ.get("CI"):
+			pytest.fail("PuzzleLib's sdist could not be downloaded in CI: %s" % e)
+		return []
+
+
 def skipped(output, path):
 	return [line for line in output.splitlines() if line.startswith("SKIPPED") and path in line]
 
@@ -96,13 +107,21 @@ def test_demo_trains_on_the_cuda_backend(emulator):
 
 def test_benchmark_runs_on_the_cuda_backend(emulator, tmp_path):
 	"""Function only: every GPU candidate runs and reports; the figures are the emulator's, not a GPU's."""
-	result = emulator.run(["-m", "puzzlelib_rmsprop.bench", "--quick", "--repeats", "1", "--max-elements", "3e5",
-						   "--out", str(tmp_path)], timeout=600)
+	result = emulator.run(["-m", "puzzlelib_rmsprop.bench", "--quick", "--repeats", "1", "--max-elements", "1e6",
+						   "--out", str(tmp_path)] + puzzlelibSource(), timeout=600)
 	assert result.returncode == 0, result.stderr[-3000:]
 	results = json.loads((tmp_path / "results.json").read_text())
-	assert results["machine"]["backend"] == "cuda" and "Emulated" in results["machine"]["device"]
-	names = {name for workload in results["workloads"] for name in workload["results"]}
-	assert {"ours (global)", "ours kernel (rmspropKer)", "limit (same traffic, no math)"} <= names
+	assert results["machine"]["backend"] == "cuda" and results["machine"]["emulated"] and results["targets"] == []
+	assert "EMULATED device" in result.stdout
+	assert [(w["name"], w["dtype"]) for w in results["workloads"]] == [
+		("N=1e+06 float32", "float32"), ("N=1e+06 float16", "float16"), ("overhead, 1 tensors", "float32"),
+		("overhead, 161 tensors", "float32"), ("overhead, 1000 tensors", "float32")]
+	expected = {"ours (global)", "ours kernel (rmspropKer)", "limit (same traffic, no math)"}
+	for workload in results["workloads"]:
+		names = set(workload["results"])
+		assert expected <= names and (workload["kind"] == "single" or "ours (local)" in names), workload["name"]
+		assert not puzzlelibSource() or "PuzzleLib 1.0.3 kernel (global)" in names, "PuzzleLib's CUDA kernel as a peer"
+	assert (tmp_path / "bandwidth.png").is_file()
 
 
 @pytest.mark.parametrize("cudaAware", ["0", "1"])

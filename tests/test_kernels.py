@@ -45,7 +45,7 @@ def cubin(request, tmp_path_factory):
 	)
 	assert result.returncode == 0, result.stderr
 	flavours = ("flavourFloat32", "flavourFloat16", "flavourFloat16State32", "flavourBfloat16", "flavourBfloat16State32")
-	for kernel in RMSPROP_KERNELS + flavours + ("weightDecayFloat32", "trafficLimitFloat32"):
+	for kernel in RMSPROP_KERNELS + flavours + ("weightDecayFloat32", "trafficLimitFloat32", "trafficLimitFloat16"):
 		assert "Compiling entry function '%s'" % kernel in result.stderr
 	return request.param, path
 
@@ -77,7 +77,7 @@ def test_sass_uses_128_bit_global_accesses_and_no_local_memory(cubin, kernelRepo
 	arch, path = cubin
 	kernels, registers, localBytes = sassByKernel(path)
 
-	for name in RMSPROP_KERNELS + ("trafficLimitFloat32", ):
+	for name in RMSPROP_KERNELS + ("trafficLimitFloat32", "trafficLimitFloat16"):
 		ops = kernels[name]
 		loads128 = [op for op in ops if op.startswith("LDG.E.128")]
 		stores128 = [op for op in ops if op.startswith("STG.E.128")]

@@ -262,10 +262,13 @@ class CudaBackend:
 		return bool(flag[0])
 
 	@onBackendThread
-	def traffic(self, table: LaunchTable, stream=None) -> None:
-		"""Benchmark reference: the update's memory traffic over ``table`` (float32) without its math."""
+	def traffic(self, table: LaunchTable, kind: int = 0, stream=None) -> None:
+		"""Benchmark reference: the update's memory traffic over ``table`` (float32 or float16) without its math
+		(``kind`` 0; the CPU backend's STREAM triad, kind 1, has no GPU version)."""
+		if kind != 0:
+			raise ValueError("the CUDA backend has only the same-traffic reference (kind 0)")
 		if len(table.rows) > 0:
-			kernel = self.kernel("trafficLimitFloat32", "Pi")
+			kernel = self.kernel("trafficLimit" + KERNEL_NAMES[table.dtype], "Pi")
 			kernel.prepared_async_call((table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows))
 
 	@onBackendThread

@@ -15,7 +15,8 @@ from . import candidates, report, workloads
 
 
 def machine(backend):
-	info = {"backend": backend.name, "device": backend.deviceName, "platform": platform.platform(),
+	info = {"backend": backend.name, "device": backend.deviceName, "emulated": "Emulated" in backend.deviceName,
+			"platform": platform.platform(),
 			"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
 	try:
 		import torch
@@ -32,35 +33,40 @@ def availableMemory() -> int:
 		return 8 << 30
 
 
-def plan(quick: bool, backend, maxElements: int):
-	"""(name, kind, shapes) of every workload this run measures, none larger than ``maxElements``."""
+def plan(quick: bool, backend, maxElements: int, dtypes):
+	"""(name, kind, shapes, dtype) of every workload this run measures, none larger than ``maxElements``."""
 	if backend.name == "cuda":
-		sizes = [2 ** k for k in (10, 14, 18, 22, 24, 26)] + ([] if quick else [2 ** 28])
+		sizes = [10 ** 6, 10 ** 7] + ([] if quick else [10 ** 8])
 	else:
 		sizes = [10 ** k for k in (3, 4, 5, 6, 7)] + ([] if quick else [10 ** 8])
 	# every candidate holds three float32 copies; keep well inside memory
 	sizes = [n for n in sizes if 12 * n * 9 < availableMemory() * 0.6]
 
-	runs = [("N=%.0e" % n if backend.name == "cpu" else "N=2^%d" % int(np.log2(n)), "single", workloads.singleTensor(n)) for n in sizes]
-	runs.append(("ResNet-50 (161 tensors)", "resnet50", workloads.resnet50()))
-	runs.append(("1000 small tensors", "small", workloads.smallTensors(1000)))
+	runs = []
+	for dtype in dtypes:
+		suffix = "" if len(dtypes) == 1 else " %s" % np.dtype(dtype).name
+		runs += [("N=%.0e%s" % (n, suffix), "single", workloads.singleTensor(n), dtype) for n in sizes]
+		runs.append(("ResNet-50 (161 tensors)%s" % suffix, "resnet50", workloads.resnet50(), dtype))
+		runs.append(("1000 small tensors%s" % suffix, "small", workloads.smallTensors(1000), dtype))
+	if backend.name == "cuda":  # launches are asynchronous: what a step costs the host is its own figure
+		runs += [("overhead, %d tensors" % n, "overhead", workloads.tinyTensors(n), np.float32) for n in (1, 161, 1000)]
 	return [run for run in runs if workloads.elements(run[2]) <= maxElements]
 
 
-def contenders(backend, kind, shapes):
+def contenders(backend, kind, shapes, dtype, cudaSource=None):
 	single = kind == "single"
 	made = [
-		candidates.ours(backend, shapes, useGlobalState=True),
-		None if single else candidates.ours(backend, shapes, useGlobalState=False),
-		candidates.oursKernel(backend, shapes),
-		candidates.limit(backend, shapes),
-		candidates.triad(backend, shapes),
-		candidates.naiveNumpy(backend, shapes),
-		candidates.torchRMSprop(backend, shapes, foreach=True),
-		candidates.torchRMSprop(backend, shapes, foreach=False),
-		candidates.puzzlelibOptimizer(backend, shapes),
-		candidates.puzzlelibKernel(backend, shapes, packed=True),
-		None if single else candidates.puzzlelibKernel(backend, shapes, packed=False),
+		candidates.ours(backend, shapes, True, dtype),
+		None if single else candidates.ours(backend, shapes, False, dtype),
+		candidates.oursKernel(backend, shapes, dtype),
+		candidates.limit(backend, shapes, dtype),
+		candidates.triad(backend, shapes, dtype),
+		candidates.naiveNumpy(backend, shapes, dtype),
+		candidates.torchRMSprop(backend, shapes, True, dtype),
+		candidates.torchRMSprop(backend, shapes, False, dtype),
+		candidates.puzzlelibOptimizer(backend, shapes, dtype),
+		candidates.puzzlelibKernel(backend, shapes, True, dtype, cudaSource),
+		None if single else candidates.puzzlelibKernel(backend, shapes, False, dtype, cudaSource),
 	]
 	return [c for c in made if c is not None]
 
@@ -73,6 +79,10 @@ def main(argv=None) -> None:
 	parser.add_argument("--max-elements", type=float, default=float("inf"), help="skip workloads larger than this")
 	parser.add_argument("--puzzlelib-path", type=Path, default=None,
 						help="a directory holding PuzzleLib 1.0.3 (e.g. .cache/puzzlelib-1.0.3/site) to include it as a peer")
+	parser.add_argument("--puzzlelib-source", type=Path, default=None,
+						help="PuzzleLib 1.0.3's sdist (.tar.gz or unpacked): on CUDA, its rmspropKer built from it is a peer")
+	parser.add_argument("--dtypes", default=None,
+						help="comma-separated parameter dtypes (default: float32,float16 on CUDA, float32 on the CPU)")
 	args = parser.parse_args(argv)
 
 	logging.basicConfig(level=logging.WARNING)
@@ -86,29 +96,33 @@ def main(argv=None) -> None:
 			   "repeats": repeats, "workloads": []}
 
 	from tqdm import tqdm
-	runs = plan(args.quick, backend, args.max_elements)
+	dtypes = [np.dtype(d).type for d in (args.dtypes or ("float32,float16" if backend.name == "cuda" else "float32")).split(",")]
+	runs = plan(args.quick, backend, args.max_elements, dtypes)
 	onTerminal = sys.stderr.isatty()
-	for i, (name, kind, shapes) in enumerate(tqdm(runs, desc="benchmark", unit="workload", disable=not onTerminal)):
+	for i, (name, kind, shapes, dtype) in enumerate(tqdm(runs, desc="benchmark", unit="workload", disable=not onTerminal)):
 		if not onTerminal:
 			# a file or pipe (a log) gets one clean line per workload instead of a bar
 			print("benchmark %d/%d: %s" % (i + 1, len(runs), name), file=sys.stderr, flush=True)
-		made = contenders(backend, kind, shapes)
+		made = contenders(backend, kind, shapes, dtype, args.puzzlelib_source)
 		times = candidates_timing(made, repeats, sync)
 		n = workloads.elements(shapes)
 		results["workloads"].append({
-			"name": name, "kind": kind, "elements": n, "tensors": len(shapes),
+			"name": name, "kind": kind, "dtype": np.dtype(dtype).name, "elements": n, "tensors": len(shapes),
 			"results": {c.name: {"seconds": times[c.name], "gbps": c.bytesPerElement * n / times[c.name] / 1e9,
 								 "bytesPerElement": c.bytesPerElement} for c in made},
 		})
 		del made
 		gc.collect()
 
-	results["targets"] = report.targets(results["workloads"], backend.name)
+	# the emulator's timings measure the host CPU running kernels thread by thread: no target applies to them
+	results["targets"] = [] if results["machine"]["emulated"] else report.targets(results["workloads"], backend.name)
 	report.write(results, args.out)
 	plotted = report.plot(results["workloads"], args.out / "bandwidth.png",
 						  "%s, %s (%s)" % (backend.deviceName, results["date"], "quick" if args.quick else "full"))
 
 	print("Backend: %s (%s), %s, median of %d interleaved rounds" % (backend.name, backend.deviceName, results["date"], repeats))
+	if results["machine"]["emulated"]:
+		print("EMULATED device: these are the emulator's timings on the host CPU, not GPU figures; no target is evaluated")
 	print(report.table(results["workloads"]))
 	for t in results["targets"]:
 		print("%-4s %-70s %8.3f (goal %.3g)" % ("met" if t["met"] else "MISS", t["target"], t["measured"], t["goal"]))

@@ -1,4 +1,4 @@
-"""The contenders, each built over a list of shapes: a zero-argument callable doing one update step."""
+"""The contenders, each built over a list of shapes and a dtype: a zero-argument callable doing one update step."""
 from typing import Callable, List, NamedTuple, Optional
 
 import numpy as np
@@ -16,64 +16,68 @@ LEARN_RATE, FACTOR, EPSILON = 1e-3, 0.9, 1e-5
 class Candidate(NamedTuple):
 	name: str
 	step: Callable[[], None]
-	bytesPerElement: int  # bytes one element's step moves (20 for float32 RMSProp: 3 reads, 2 writes)
+	bytesPerElement: int  # bytes one element's step moves: 3 reads and 2 writes (20 for float32, 10 for float16)
 
 
-def _host(shapes: List[Shape], seed: int, positive: bool = False) -> List[np.ndarray]:
+def _host(shapes: List[Shape], seed: int, positive: bool = False, dtype=np.float32) -> List[np.ndarray]:
 	rng = np.random.default_rng(seed)
-	return [(rng.random(s) if positive else rng.standard_normal(s)).astype(np.float32) for s in shapes]
+	return [(rng.random(s) if positive else rng.standard_normal(s)).astype(dtype) for s in shapes]
 
 
-def ours(backend, shapes: List[Shape], useGlobalState: bool) -> Candidate:
+def traffic(dtype) -> int:
+	return 5 * np.dtype(dtype).itemsize
+
+
+def ours(backend, shapes: List[Shape], useGlobalState: bool, dtype=np.float32) -> Candidate:
 	"""The optimizer's public update(), Python overhead included."""
 	module = Module("bench")
-	for i, (data, grad) in enumerate(zip(_host(shapes, 1), _host(shapes, 2))):
+	for i, (data, grad) in enumerate(zip(_host(shapes, 1, dtype=dtype), _host(shapes, 2, dtype=dtype))):
 		var = Variable(backend.to_gpu(data))
 		var.grad.set(grad)
 		module.setVar("p%04d" % i, var)
 
 	optimizer = RMSProp(learnRate=LEARN_RATE, factor=FACTOR, epsilon=EPSILON)
 	optimizer.setupOn(module, useGlobalState=useGlobalState)
-	return Candidate("ours (%s)" % ("global" if useGlobalState else "local"), optimizer.update, 20)
+	return Candidate("ours (%s)" % ("global" if useGlobalState else "local"), optimizer.update, traffic(dtype))
 
 
-def oursKernel(backend, shapes: List[Shape]) -> Candidate:
+def oursKernel(backend, shapes: List[Shape], dtype=np.float32) -> Candidate:
 	"""The bare kernel entry (rmspropKer) over one packed buffer: what PuzzleLib's kernel is compared with."""
 	from ..Kernels import rmspropKer
 
-	lists = _flatLists(backend, shapes, seed=4)
-	kernel = rmspropKer(np.float32)
-	return Candidate("ours kernel (rmspropKer)", lambda: kernel(*lists, LEARN_RATE, FACTOR, EPSILON), 20)
+	lists = _flatLists(backend, shapes, 4, dtype)
+	kernel = rmspropKer(np.dtype(dtype).type)
+	return Candidate("ours kernel (rmspropKer)", lambda: kernel(*lists, LEARN_RATE, FACTOR, EPSILON), traffic(dtype))
 
 
-def _flatLists(backend, shapes: List[Shape], seed: int) -> List[TensorList]:
+def _flatLists(backend, shapes: List[Shape], seed: int, dtype) -> List[TensorList]:
 	"""Param, grad and ms as one packed buffer each (positive values), as TensorLists holding them."""
 	n = elements(shapes)
-	return [TensorList([backend.to_gpu(a)], backend.pointerOf) for a in _host([(n, )] * 3, seed, positive=True)]
+	return [TensorList([backend.to_gpu(a)], backend.pointerOf) for a in _host([(n, )] * 3, seed, True, dtype)]
 
 
-def _flatTable(backend, shapes: List[Shape]):
-	lists = _flatLists(backend, shapes, seed=3)
+def _flatTable(backend, shapes: List[Shape], dtype):
+	lists = _flatLists(backend, shapes, 3, dtype)
 	return lists[0].launchTable(backend, lists[1], lists[2], [1.0]), lists
 
 
-def limit(backend, shapes: List[Shape]) -> Candidate:
+def limit(backend, shapes: List[Shape], dtype=np.float32) -> Candidate:
 	"""Read param, grad, ms and write param, ms with no math: same table, launch and threads as our update."""
-	table, arrays = _flatTable(backend, shapes)
-	return Candidate("limit (same traffic, no math)", lambda keep=arrays: backend.traffic(table), 20)
+	table, arrays = _flatTable(backend, shapes, dtype)
+	return Candidate("limit (same traffic, no math)", lambda keep=arrays: backend.traffic(table), traffic(dtype))
 
 
-def triad(backend, shapes: List[Shape]) -> Optional[Candidate]:
+def triad(backend, shapes: List[Shape], dtype=np.float32) -> Optional[Candidate]:
 	"""STREAM's a = b + s*c, counted as STREAM counts it (12 bytes; it really moves 16 with write-allocate)."""
-	if backend.name != "cpu":
+	if backend.name != "cpu" or np.dtype(dtype) != np.float32:
 		return None
-	table, arrays = _flatTable(backend, shapes)
+	table, arrays = _flatTable(backend, shapes, dtype)
 	return Candidate("STREAM triad (12 B counted)", lambda keep=arrays: backend.traffic(table, kind=1), 12)
 
 
-def naiveNumpy(backend, shapes: List[Shape]) -> Optional[Candidate]:
+def naiveNumpy(backend, shapes: List[Shape], dtype=np.float32) -> Optional[Candidate]:
 	"""The textbook NumPy loop over tensors, allocating temporaries."""
-	if backend.name != "cpu":
+	if backend.name != "cpu" or np.dtype(dtype) != np.float32:
 		return None
 	params, grads, mss = _host(shapes, 1), _host(shapes, 2), [np.zeros(s, np.float32) for s in shapes]
 
@@ -85,7 +89,7 @@ def naiveNumpy(backend, shapes: List[Shape]) -> Optional[Candidate]:
 	return Candidate("naive NumPy", step, 20)
 
 
-def torchRMSprop(backend, shapes: List[Shape], foreach: bool) -> Optional[Candidate]:
+def torchRMSprop(backend, shapes: List[Shape], foreach: bool, dtype=np.float32) -> Optional[Candidate]:
 	"""torch.optim.RMSprop with the same hyperparameters, on the backend's device."""
 	try:
 		import torch
@@ -96,8 +100,8 @@ def torchRMSprop(backend, shapes: List[Shape], foreach: bool) -> Optional[Candid
 	if device == "cuda" and not torch.cuda.is_available():
 		return None
 
-	params = [torch.nn.Parameter(torch.from_numpy(a).to(device)) for a in _host(shapes, 1)]
-	for p, g in zip(params, _host(shapes, 2)):
+	params = [torch.nn.Parameter(torch.from_numpy(a).to(device)) for a in _host(shapes, 1, dtype=dtype)]
+	for p, g in zip(params, _host(shapes, 2, dtype=dtype)):
 		p.grad = torch.from_numpy(g).to(device)
 	optimizer = torch.optim.RMSprop(params, lr=LEARN_RATE, alpha=FACTOR, eps=EPSILON, foreach=foreach)
 
@@ -106,17 +110,17 @@ def torchRMSprop(backend, shapes: List[Shape], foreach: bool) -> Optional[Candid
 		if device == "cuda":
 			torch.cuda.synchronize()
 
-	return Candidate("torch %s (foreach=%s)" % (torch.__version__, foreach), step, 20)
+	return Candidate("torch %s (foreach=%s)" % (torch.__version__, foreach), step, traffic(dtype))
 
 
-def _cpuPuzzleLib(backend):
-	"""PuzzleLib's CPU modules when both we and it run on the CPU, else None (it is a CPU-only peer here)."""
-	return importCpuPuzzleLib() if backend.name == "cpu" else None
+def _cpuPuzzleLib(backend, dtype):
+	"""PuzzleLib's CPU modules when both we and it run on the CPU in float32, else None."""
+	return importCpuPuzzleLib() if backend.name == "cpu" and np.dtype(dtype) == np.float32 else None
 
 
-def puzzlelibOptimizer(backend, shapes: List[Shape]) -> Optional[Candidate]:
+def puzzlelibOptimizer(backend, shapes: List[Shape], dtype=np.float32) -> Optional[Candidate]:
 	"""PuzzleLib 1.0.3's own RMSProp.update() in global state, Python overhead included: our update()'s peer."""
-	puzzlelib = _cpuPuzzleLib(backend)
+	puzzlelib = _cpuPuzzleLib(backend, dtype)
 	if puzzlelib is None:
 		return None
 
@@ -133,19 +137,28 @@ def puzzlelibOptimizer(backend, shapes: List[Shape]) -> Optional[Candidate]:
 	return Candidate("PuzzleLib 1.0.3 update() (global)", optimizer.update, 20)
 
 
-def puzzlelibKernel(backend, shapes: List[Shape], packed: bool) -> Optional[Candidate]:
-	"""PuzzleLib 1.0.3's CPU rmspropKer: one call on a packed buffer (its global state) or one per tensor (local)."""
-	puzzlelib = _cpuPuzzleLib(backend)
-	if puzzlelib is None:
-		return None
+def puzzlelibKernel(backend, shapes: List[Shape], packed: bool, dtype=np.float32, cudaSource=None) -> Optional[Candidate]:
+	"""PuzzleLib 1.0.3's rmspropKer: one call on a packed buffer (its global state) or one per tensor (local). On
+	the CPU its own compiled kernel; on CUDA its elementwise kernel generated by its own code from its sdist
+	(``cudaSource``), compiled as PuzzleLib compiles it."""
+	if backend.name == "cuda":
+		if cudaSource is None:
+			return None
+		from .puzzlelibCudaPeer import rmspropKer
+		kernel, toDevice = rmspropKer(cudaSource, backend, dtype), backend.to_gpu
+	else:
+		puzzlelib = _cpuPuzzleLib(backend, dtype)
+		if puzzlelib is None:
+			return None
+		_, gpuarray, cpuKer = puzzlelib
+		kernel, toDevice = cpuKer(np.float32), gpuarray.to_gpu
 
-	_, gpuarray, rmspropKer = puzzlelib
-	kernel = rmspropKer(np.float32)
 	layout = [(elements(shapes), )] if packed else shapes
-	tensors = list(zip(*(map(gpuarray.to_gpu, _host(layout, seed, positive=seed == 3)) for seed in (1, 2, 3))))
+	hosts = (_host(layout, seed, positive=seed == 3, dtype=dtype) for seed in (1, 2, 3))
+	tensors = list(zip(*(map(toDevice, host) for host in hosts)))
 
 	def step():
 		for p, g, m in tensors:
 			kernel(p, g, m, LEARN_RATE, FACTOR, EPSILON)
 
-	return Candidate("PuzzleLib 1.0.3 kernel (%s)" % ("global" if packed else "local"), step, 20)
+	return Candidate("PuzzleLib 1.0.3 kernel (%s)" % ("global" if packed else "local"), step, traffic(dtype))

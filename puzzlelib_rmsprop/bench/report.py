@@ -52,7 +52,8 @@ def table(workloads: List[Dict]) -> str:
 		limit = r.get(LIMIT, {}).get("seconds")
 		ours = r.get(OURS_GLOBAL, {}).get("seconds")
 		for name, m in r.items():
-			share = "%8.0f%%" % (100 * limit / m["seconds"]) if limit and m["bytesPerElement"] == 20 else "%9s" % "-"
+			sameTraffic = m["bytesPerElement"] == r.get(LIMIT, {}).get("bytesPerElement")
+			share = "%8.0f%%" % (100 * limit / m["seconds"]) if limit and sameTraffic else "%9s" % "-"
 			speed = "%8.1fx" % (m["seconds"] / ours) if ours and not name.startswith("ours") and name != LIMIT else "%9s" % "-"
 			lines.append("%-22s %-36s %10.3f %9.1f %s %s" % (w["name"], name, 1e3 * m["seconds"], m["gbps"], share, speed))
 		lines.append("")
@@ -69,20 +70,26 @@ def plot(workloads: List[Dict], path: Path, title: str) -> bool:
 		return False
 
 	single = [w for w in workloads if w["kind"] == "single"]
+	dtypes = list(dict.fromkeys(w.get("dtype", "float32") for w in single))
 	names = list(dict.fromkeys(name for w in single for name in w["results"]))
 
 	fig, ax = plt.subplots(figsize=(9, 5.5))
-	for name in names:
-		points = [(w["elements"], w["results"][name]["gbps"]) for w in single if name in w["results"]]
-		style = dict(color="black", linewidth=3, linestyle="--") if name == LIMIT else dict(marker="o")
-		ax.plot(*zip(*points), label=name, **style)
+	for dtype in dtypes:
+		for name in names:
+			points = [(w["elements"], w["results"][name]["gbps"]) for w in single
+					  if name in w["results"] and w.get("dtype", "float32") == dtype]
+			if not points:
+				continue
+			style = dict(linewidth=3, linestyle="--") if name == LIMIT else dict(marker="o" if dtype == dtypes[0] else "s")
+			ax.plot(*zip(*points), label=name + ("" if len(dtypes) == 1 else " (%s)" % dtype), **style)
 
 	ax.set_xscale("log")
 	ax.set_xlabel("parameters in one tensor (N)")
-	ax.set_ylabel("effective GB/s (20 bytes per parameter; triad: 12)")
+	ax.set_ylabel("effective GB/s (5 accesses per parameter: 20 bytes float32, 10 float16; triad: 12)")
 	ax.set_title(title, fontsize=9)
 	ax.grid(True, which="both", alpha=0.3)
-	ax.legend(fontsize=8)
+	if ax.get_legend_handles_labels()[0]:
+		ax.legend(fontsize=8)
 	fig.tight_layout()
 	fig.savefig(path, dpi=120)
 	plt.close(fig)

@@ -32,5 +32,10 @@ def smallTensors(count: int = 1000, seed: int = 0) -> List[Shape]:
 	return [(int(n), ) for n in sizes]
 
 
+def tinyTensors(count: int) -> List[Shape]:
+	"""``count`` tensors of 64 elements: the device work is negligible, so a step costs what the host spends."""
+	return [(64, )] * count
+
+
 def elements(shapes: List[Shape]) -> int:
 	return int(sum(np.prod(s, dtype=np.int64) for s in shapes))
