@@ -109,7 +109,8 @@ def environment(base=None) -> dict:
 	env["CUDA_EMU_CACHE"] = str(CACHE)
 	env["PYCUDA_CACHE_DIR"] = str(CACHE / "pycuda-cache")
 	env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libDir), env.get("LD_LIBRARY_PATH")]))
-	env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+	if env.get("CUDA_EMU_NO_PYCUDA") != "1":  # =1: the command brings its own pycuda (tests/gpu/device_check.sh)
+		env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
 	env["PATH"] = os.pathsep.join([ownBin, str(stub_pycuda.CUDA_ROOT / "bin"), env.get("PATH", "")])
 	return env
 
