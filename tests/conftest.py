@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import pytest
 # The suite runs on the CPU backend (no GPU here); tests/test_gpu.py runs the CUDA backend where one exists.
 os.environ.setdefault("PUZZLELIB_RMSPROP_BACKEND", "cpu")
 
+import puzzlelib_rmsprop  # noqa: E402
 from puzzlelib_rmsprop.Backend import gpuarray  # noqa: E402
 from puzzlelib_rmsprop.Modules.Module import Module  # noqa: E402
 from puzzlelib_rmsprop.Variable import Variable  # noqa: E402
@@ -54,7 +56,22 @@ def puzzlelib():
 		pytest.skip("PuzzleLib unavailable: %s" % e)
 
 
+# tests/test_packaging.py runs this suite against an installed wheel: it must not import another copy
+_EXPECTED_INSTALL = os.environ.get("PUZZLELIB_RMSPROP_EXPECT_INSTALLED_IN")
+if _EXPECTED_INSTALL and Path(_EXPECTED_INSTALL).resolve() not in Path(puzzlelib_rmsprop.__file__).resolve().parents:
+	raise pytest.UsageError("puzzlelib_rmsprop was imported from %s, not from the installation in %s" % (
+		puzzlelib_rmsprop.__file__, _EXPECTED_INSTALL
+	))
+
+
+def pytest_report_header(config):
+	return "puzzlelib_rmsprop %s from %s" % (puzzlelib_rmsprop.__version__, Path(puzzlelib_rmsprop.__file__).parent)
+
+
+# lines printed in the terminal summary, one section each
 _KERNEL_REPORT = []
+_PACKAGING_REPORT = []
+_REPORTS = {"CUDA kernels (static SASS checks)": _KERNEL_REPORT, "Packaging (built wheel and sdist)": _PACKAGING_REPORT}
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +80,15 @@ def kernelReport():
 	return _KERNEL_REPORT
 
 
+@pytest.fixture(scope="session")
+def packagingReport():
+	"""Lines tests/test_packaging.py reports (timings, the inner run's summary and skips)."""
+	return _PACKAGING_REPORT
+
+
 def pytest_terminal_summary(terminalreporter):
-	if _KERNEL_REPORT:
-		terminalreporter.section("CUDA kernels (static SASS checks)")
-		for line in _KERNEL_REPORT:
-			terminalreporter.write_line(line)
+	for title, lines in _REPORTS.items():
+		if lines:
+			terminalreporter.section(title)
+			for line in lines:
+				terminalreporter.write_line(line)
