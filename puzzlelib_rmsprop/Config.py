@@ -18,8 +18,9 @@ BACKEND_ENV = "PUZZLELIB_RMSPROP_BACKEND"
 #: "cuda", "cpu" or None (CUDA when pycuda imports and a device exists, else CPU).
 backend: Optional[str] = os.environ.get(BACKEND_ENV) or None
 
-#: CUDA device ordinal used by the CUDA backend.
-deviceIdx: int = 0
+#: CUDA device ordinal used by the CUDA backend; None: PuzzleLib's Config.deviceIdx where PuzzleLib is imported (its
+#: runGrid sets it in every child process), else 0.
+deviceIdx: Optional[int] = None
 
 #: Threads for the CPU kernels; 0 means all the cores OpenMP sees.
 cpuThreads: int = 0

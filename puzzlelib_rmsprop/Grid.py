@@ -22,6 +22,7 @@ import numpy as np
 
 from . import Config
 from .Backend import getBackend
+from .Backend.PuzzleLibArrays import DeviceMemory, isPuzzleLibCudaArray
 from .Errors import BackendError
 
 logger = logging.getLogger("puzzlelib_rmsprop")
@@ -98,14 +99,18 @@ class MPINodeInfo:
 		if isinstance(getattr(ary, "data", None), np.ndarray):  # PuzzleLib's CPUArray
 			return ary.data, None
 		if os.environ.get(CUDA_AWARE_ENV) == "1":
-			return ary, None  # mpi4py reads __cuda_array_interface__
+			# mpi4py reads __cuda_array_interface__, which PuzzleLib's arrays lack: describe their memory for it
+			return (ary if hasattr(ary, "__cuda_array_interface__") else DeviceMemory(ary)), None
 
 		import pycuda.driver as driver
 		staging = self._staging.get(name)
-		if staging is None or staging.shape != ary.shape or staging.dtype != ary.dtype:
-			staging = self._staging[name] = driver.pagelocked_empty(ary.shape, ary.dtype)
+		if staging is None or staging.shape != tuple(ary.shape) or staging.dtype != ary.dtype:
+			staging = self._staging[name] = driver.pagelocked_empty(tuple(ary.shape), ary.dtype)
 			logger.info("MPINodeInfo: staging %r through pinned host memory (set %s=1 for CUDA-aware MPI)", name, CUDA_AWARE_ENV)
-		ary.get(staging)
+		if isPuzzleLibCudaArray(ary):  # its get() takes no destination
+			staging[...] = ary.get()
+		else:
+			ary.get(staging)
 		return staging, lambda: ary.set(staging)
 
 	def broadcastBuffer(self, name: str, buffer) -> None:

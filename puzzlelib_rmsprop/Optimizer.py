@@ -16,6 +16,7 @@ import numpy as np
 
 from . import Checkpoint
 from .Backend import getBackend
+from .Backend.PuzzleLibArrays import isContiguous
 from .Backend.SharedArray import SharedArray
 from .Backend.TensorTable import TensorList
 from .Errors import OptimizerError, OptimizerTypeError
@@ -180,16 +181,20 @@ class Optimizer:
 				name, tuple(grad.shape), grad.dtype, tuple(data.shape), data.dtype
 			))
 		for role, ary in (("data", data), ("grad", grad)):
-			if not ary.flags.c_contiguous:
+			if not isContiguous(ary):
 				raise OptimizerError("variable %r: %s is not contiguous" % (name, role))
+			backend.checkPlacement(name, ary)
 
 	def setupGlobalState(self, trainable, backend) -> None:
 		self.globalState = True
 
 		for names, var in trainable:
 			dtype = np.dtype(var.data.dtype).type
-			self.shParams.setdefault(dtype, SharedArray(dtype, backend.zeros)).register(var.data.shape, dtype, names[0])
-			self.shGrads.setdefault(dtype, SharedArray(dtype, backend.zeros)).register(var.grad.shape, dtype, names[0])
+			if dtype not in self.shParams:  # the buffers are of the first variable's kind (PuzzleLib's arrays: its own)
+				self.shParams[dtype] = SharedArray(dtype, backend.zerosLike(var.data))
+				self.shGrads[dtype] = SharedArray(dtype, backend.zerosLike(var.grad))
+			self.shParams[dtype].register(var.data.shape, dtype, names[0])
+			self.shGrads[dtype].register(var.grad.shape, dtype, names[0])
 
 		for dtype in self.shParams:
 			self.shParams[dtype].build()
@@ -213,7 +218,7 @@ class Optimizer:
 
 		for dtype, globalVar in self.globalVar.items():
 			if self.nodeinfo is not None:
-				self.nodeinfo.broadcastBuffer("data", globalVar.data)
+				self.nodeinfo.broadcastBuffer("data", self._broadcastable(globalVar.data))
 
 			flatState = self.setupState(globalVar)
 			self.globalStates[dtype] = flatState
@@ -222,6 +227,12 @@ class Optimizer:
 				self.states[name] = {key: self.shParams[dtype].view(ary, name) for key, ary in flatState.items()}
 
 		self._makeGroups(groups)
+
+	def _broadcastable(self, data):
+		"""What ``broadcastBuffer`` gets: the array for ours (MPINodeInfo); for PuzzleLib's own nodeinfo
+		(PuzzleLib.Grid) what PuzzleLib's optimizer passes it, the array's buffer ``data.gpudata``."""
+		puzzlelibs = any(kind.__module__.split(".")[0] == "PuzzleLib" for kind in type(self.nodeinfo).__mro__)
+		return data.gpudata if puzzlelibs else data
 
 	def setupLocalStates(self, trainable) -> None:
 		groups = OrderedDict()

@@ -24,14 +24,16 @@ pytestmark = pytest.mark.emulator
 
 REFERENCE_SUITES = ["tests/test_RMSProp.py", "tests/test_Optimizer.py", "tests/test_flavours.py", "tests/test_Checkpoint.py",
 					"tests/test_Guarantees.py", "tests/test_puzzlelib_parity.py", "tests/test_demo.py", "tests/Backend"]
-BACKEND_TESTS = ["tests/Backend/test_CudaBackend.py", "tests/cuda_emu/test_driver.py"]
+BACKEND_TESTS = ["tests/Backend/test_CudaBackend.py", "tests/cuda_emu/test_driver.py", "tests/test_puzzlelib_cuda_arrays.py"]
 
 #: lines of the CUDA backend that only a real GPU reaches, with the reason (none today)
 GPU_ONLY_LINES = {}
 #: Grid.py's CUDA branches: the pinned staging path, the CUDA-aware path and the device-side division
-GRID_CUDA_LINES = ["return ary, None  # mpi4py reads __cuda_array_interface__", "import pycuda.driver as driver",
-				   "staging = self._staging[name] = driver.pagelocked_empty(ary.shape, ary.dtype)", "ary.get(staging)",
-				   "return staging, lambda: ary.set(staging)", "getBackend().divide(host, self.gridsize)"]
+GRID_CUDA_LINES = ["return (ary if hasattr(ary, \"__cuda_array_interface__\") else DeviceMemory(ary)), None",
+				   "import pycuda.driver as driver",
+				   "staging = self._staging[name] = driver.pagelocked_empty(tuple(ary.shape), ary.dtype)",
+				   "staging[...] = ary.get()", "ary.get(staging)", "return staging, lambda: ary.set(staging)",
+				   "getBackend().divide(host, self.gridsize)"]
 
 
 class Emulator:

@@ -121,6 +121,14 @@ class CpuBackend:
 			return view
 		return type(template)(view.shape, view.dtype, data=view.view(np.ndarray), acquire=True)
 
+	def zerosLike(self, template):
+		"""The allocator of the global-state buffers: ours (``viewLike`` dresses the views as ``template``)."""
+		return self.zeros
+
+	@staticmethod
+	def checkPlacement(name: str, ary) -> None:
+		"""Host memory is reachable from anywhere."""
+
 	def isOwnArray(self, ary) -> bool:
 		"""Whether ``ary`` lives where this backend computes (host memory)."""
 		return isinstance(ary, np.ndarray) or isinstance(getattr(ary, "data", None), np.ndarray)

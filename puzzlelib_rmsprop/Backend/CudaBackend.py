@@ -3,13 +3,15 @@
 Importing this module needs pycuda (the ``cuda`` extra); creating the backend needs a driver and a device.
 """
 import logging
+import sys
 from functools import lru_cache
 
 import numpy as np
 
 from .. import Config
-from ..Errors import BackendError
+from ..Errors import BackendError, OptimizerError
 from .CudaContext import ThreadContexts, onBackendThread
+from .PuzzleLibArrays import emptyLike, isPuzzleLibCudaArray
 from .dtypes import DTYPES, bfloat16
 from .kernelSource import kernelDir
 from .TensorTable import LaunchTable, spreadBlocks
@@ -108,6 +110,7 @@ class CudaBackend:
 
 		self.contexts = ThreadContexts(driver, driver.Context.get_current())
 		self.device = driver.Context.get_device()
+		self.deviceIndex = next(i for i in range(count) if driver.Device(i).pci_bus_id() == self.device.pci_bus_id())
 		self.smCount = self.device.get_attribute(driver.device_attribute.MULTIPROCESSOR_COUNT)
 		self.deviceName = "%s (%d SMs)" % (self.device.name(), self.smCount)
 		self._streams = []
@@ -182,12 +185,49 @@ class CudaBackend:
 
 	@staticmethod
 	def viewLike(template, view):
-		"""Global-state views are pycuda GPUArrays, the only device arrays this backend accepts."""
+		"""Global-state views are already of their variables' kind (``zerosLike`` allocated the buffer)."""
 		return view
 
+	def zerosLike(self, template):
+		"""An allocator of zeroed arrays of ``template``'s kind, for the global-state buffers: PuzzleLib's arrays get
+		buffers from PuzzleLib's allocator (its modules, cuBLAS and cuDNN accept nothing else), others ours."""
+		if not isPuzzleLibCudaArray(template):
+			return self.zeros
+
+		def zeros(shape, dtype):
+			ary = emptyLike(template, shape, dtype)
+			self.fill(ary, 0)
+			return ary
+
+		return zeros
+
 	def isOwnArray(self, ary) -> bool:
-		"""Whether ``ary`` is device memory (a pycuda GPUArray or a view of one)."""
-		return isinstance(ary, self.gpuarray.GPUArray)
+		"""Whether ``ary`` is device memory this backend updates: a pycuda GPUArray (or view), or PuzzleLib's."""
+		return isinstance(ary, self.gpuarray.GPUArray) or isPuzzleLibCudaArray(ary)
+
+	def checkPlacement(self, name: str, ary) -> None:
+		"""Raises OptimizerError if the kernels cannot reach ``ary`` from the backend's context. PuzzleLib's arrays
+		come from the CUDA runtime, in the primary context of their device: the backend must work in that very
+		context (a second context on the device could not touch them), on that device."""
+		if not isPuzzleLibCudaArray(ary):
+			return
+		if ary.device != self.deviceIndex:
+			raise OptimizerError("variable %r is on CUDA device %d, but puzzlelib_rmsprop's backend is on device %d "
+								 "(set Config.deviceIdx)" % (name, ary.device, self.deviceIndex))
+		if not self.inPrimaryContext:
+			raise OptimizerError(
+				"variable %r is a PuzzleLib array, which lives in the primary context of device %d (the CUDA runtime's), "
+				"but puzzlelib_rmsprop's CUDA backend runs in another context (0x%x), which cannot reach it; let the "
+				"backend create its context (do not push one of your own, e.g. by importing pycuda.autoinit), or use "
+				"pycuda.autoprimaryctx" % (name, self.deviceIndex, self.contexts.context.handle))
+
+	@property
+	def inPrimaryContext(self) -> bool:
+		primary = self.driver.Device(self.deviceIndex).retain_primary_context()
+		try:
+			return primary.handle == self.contexts.context.handle
+		finally:
+			primary.detach()
 
 	@lru_cache(maxsize=None)
 	def module(self):
@@ -294,6 +334,14 @@ class CudaBackend:
 			stream.synchronize() if stream is not None else self.driver.Context.synchronize()
 
 
+def deviceIndex() -> int:
+	"""Config.deviceIdx, or where it is None PuzzleLib's (when PuzzleLib is imported), else 0."""
+	if Config.deviceIdx is not None:
+		return Config.deviceIdx
+	puzzlelibConfig = sys.modules.get("PuzzleLib.Config")
+	return int(getattr(puzzlelibConfig, "deviceIdx", 0) or 0)
+
+
 def create() -> CudaBackend:
-	"""The CUDA backend on Config.deviceIdx, or a BackendError saying why it cannot work here."""
-	return CudaBackend(Config.deviceIdx)
+	"""The CUDA backend on ``deviceIndex()``, or a BackendError saying why it cannot work here."""
+	return CudaBackend(deviceIndex())

@@ -268,3 +268,18 @@ def test_threads_get_the_backends_context_or_a_clear_error(cuda):
 		thread.join()
 	assert outcomes[0] == [0.0, 1.0, 2.0]
 	assert re.match(r"thread 'withOwnContext' has another CUDA context current \(0x[0-9a-f]+\) than the one", outcomes[1])
+
+
+def test_device_index_follows_puzzlelib_config(monkeypatch):
+	"""PuzzleLib's runGrid sets PuzzleLib's Config.deviceIdx in each child: ours follows it unless set itself."""
+	import types
+	from puzzlelib_rmsprop import Config
+	from puzzlelib_rmsprop.Backend.CudaBackend import deviceIndex
+
+	monkeypatch.setattr(Config, "deviceIdx", None)
+	monkeypatch.delitem(sys.modules, "PuzzleLib.Config", raising=False)
+	assert deviceIndex() == 0
+	monkeypatch.setitem(sys.modules, "PuzzleLib.Config", types.SimpleNamespace(deviceIdx=3))
+	assert deviceIndex() == 3
+	monkeypatch.setattr(Config, "deviceIdx", 1)
+	assert deviceIndex() == 1
