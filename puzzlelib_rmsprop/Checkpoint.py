@@ -1,4 +1,5 @@
-"""HDF5 checkpoints in PuzzleLib's layout: ``<name>.attrs/<attr>`` and ``<name>.states/<param>.<state>``.
+"""HDF5 checkpoints in PuzzleLib's layout: ``<name>.attrs/<attr>`` and ``<name>.states/<param>.<state>`` (and, to
+load, PuzzleLib's global-state files: ``<name>.states/<dtype>.<state>``, see PuzzleLibCheckpoint).
 
 A path is written atomically (a temporary file in the same directory, then a rename), so a crash mid-save
 leaves the previous checkpoint intact. ``load`` reads and checks the whole file before anything changes.
@@ -12,6 +13,7 @@ import h5py
 import numpy as np
 
 from .Errors import OptimizerError
+from .PuzzleLibCheckpoint import GlobalLayout
 
 logger = logging.getLogger("puzzlelib_rmsprop")
 
@@ -52,7 +54,7 @@ def save(hdf, name: str, attrs: Dict, states: Dict) -> None:
 		raise
 
 
-def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=frozenset()) -> Tuple[Dict, Dict]:
+def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=frozenset(), layout=None) -> Tuple[Dict, Dict]:
 	problems, newAttrs, newStates, stateGrp = [], {}, {}, {}
 
 	attrGrp = hdf.get(name + ".attrs")
@@ -73,6 +75,9 @@ def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=froze
 		if stateGrp is None:
 			problems.append("no group %r (the optimizer has %d states)" % (name + ".states", len(states)))
 			stateGrp = {}
+		elif layout is not None and GlobalLayout.isGlobalFile(stateGrp):
+			stateGrp, splitProblems = layout.split(stateGrp)  # PuzzleLib's global state: cut it into variables
+			problems += splitProblems
 
 		for stateName, state in states.items():
 			for entityName, entity in state.items():
@@ -96,9 +101,6 @@ def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=froze
 			logger.warning("checkpoint has states this optimizer does not: %s", extra[:10])
 
 	if problems:
-		if any(key.startswith("<class 'numpy.") for key in stateGrp):
-			problems.append("this looks like PuzzleLib's global-state file, keyed by dtype, not by name: "
-							"PuzzleLib cannot map it to variables either; save it from a local-state optimizer")
 		raise OptimizerError("checkpoint %s does not fit this optimizer: %s" % (
 			getattr(hdf, "filename", hdf), "; ".join(problems)
 		))
@@ -106,22 +108,23 @@ def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=froze
 	return newAttrs, newStates
 
 
-def _readChecked(f, name: str, attrs: Dict, states: Dict, rules: Dict, optional) -> Tuple[Dict, Dict]:
+def _readChecked(f, name: str, attrs: Dict, states: Dict, rules: Dict, optional, layout) -> Tuple[Dict, Dict]:
 	"""_read, with whatever a damaged file makes h5py raise turned into an OptimizerError."""
 	try:
-		return _read(f, name, attrs, states, rules, optional)
+		return _read(f, name, attrs, states, rules, optional, layout)
 	except OptimizerError:
 		raise
 	except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
 		raise OptimizerError("checkpoint %s is unreadable: %s: %s" % (getattr(f, "filename", f), type(e).__name__, e)) from e
 
 
-def load(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=frozenset()) -> Tuple[Dict, Dict]:
+def load(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=frozenset(), layout=None) -> Tuple[Dict, Dict]:
 	"""(attrs, states) read from ``hdf`` (a path or an open h5py File/Group), checked against the optimizer's
 	attributes, states and hyperparameter ``rules``; an OptimizerError lists every mismatch. States named in
-	``optional`` may be missing (they keep their initial values)."""
+	``optional`` may be missing (they keep their initial values). With ``layout`` (a GlobalLayout of the module),
+	PuzzleLib's global-state files, keyed by dtype, are mapped to the variables too."""
 	if not isinstance(hdf, (str, os.PathLike)):
-		return _readChecked(hdf, name, attrs, states, rules, optional)
+		return _readChecked(hdf, name, attrs, states, rules, optional, layout)
 
 	try:
 		f = h5py.File(os.fspath(hdf), "r")
@@ -129,4 +132,4 @@ def load(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=frozen
 		raise OptimizerError("cannot open checkpoint %s as HDF5: %s" % (os.fspath(hdf), e)) from e
 
 	with f:
-		return _readChecked(f, name, attrs, states, rules, optional)
+		return _readChecked(f, name, attrs, states, rules, optional, layout)

@@ -19,6 +19,7 @@ from .Backend import getBackend
 from .Backend.PuzzleLibArrays import isContiguous
 from .Backend.SharedArray import SharedArray
 from .Backend.TensorTable import TensorList
+from .PuzzleLibCheckpoint import GlobalLayout
 from .Errors import OptimizerError, OptimizerTypeError
 from .Validation import Range, checkMultiplier
 from .Variable import Variable
@@ -323,9 +324,12 @@ class Optimizer:
 		Checkpoint.save(hdf, name or "", self.getAttrDict(), self.states)
 
 	def load(self, hdf, name: Optional[str] = None) -> None:
-		"""Reads what save() wrote (or what PuzzleLib's local-state save wrote); checks everything first."""
+		"""Reads what save() wrote, or what PuzzleLib's save wrote in either state mode (its global-state files,
+		keyed by dtype, are mapped to the variables through the module's layout); checks everything first."""
+		layout = GlobalLayout([(np.dtype(dtype), [(n, tuple(v.data.shape)) for n, v in zip(group.names, group.variables)])
+							   for dtype, group in self.groups.items()])
 		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self.states, type(self).attrRules,
-										type(self).optionalStates)
+										type(self).optionalStates, layout)
 
 		for attrName, value in attrs.items():
 			self.setAttr(attrName, value)

@@ -7,6 +7,9 @@ back through the forward pass; RMSProp's normalised step keeps them at the ulp s
 ATOL = 2e-5 is 1/50 of one step at learnRate 1e-3, so a wrong sign, epsilon placement, factor or multiplier
 (each moves a weight by about a full step) cannot hide under it.
 """
+import importlib.util
+
+import h5py
 import numpy as np
 import pytest
 
@@ -249,15 +252,108 @@ def test_puzzlelib_loads_our_checkpoint(puzzlelib, tmp_path):
 	resumeAndCompare(ours, Run(pl, "sequential", pl.RMSProp.RMSProp(), False), saved, path)
 
 
-@onPuzzleLibArrays
-def test_puzzlelib_global_state_checkpoint_is_refused_with_the_reason(puzzlelib, tmp_path):
-	pl = puzzlelib
-	path = str(tmp_path / "global.hdf")
-	Run(pl, "sequential", pl.RMSProp.RMSProp(), True).train(1).opt.save(path)
+def buildUnsortedGraph(pl, seed):
+	"""Variable names out of sorted order, upper and lower case ("zeta", "Alpha", "mid"), odd sizes, and a variable
+	with its own updater (PuzzleLib's global state leaves it out of the buffer)."""
+	np.random.seed(seed)
+	zeta = pl.Linear.Linear(32, 7, name="zeta").node()
+	act = pl.Activation.Activation(pl.Activation.tanh, name="act").node(zeta)
+	alpha = pl.Linear.Linear(7, 5, name="Alpha").node(act)
+	net = pl.Graph.Graph(inputs=zeta, outputs=pl.Linear.Linear(5, 1, name="mid").node(alpha), name="graph")
+	net.getVar("mid.b").updater = lambda var, learnRate: var.data.set(var.data.get() * np.float32(0.99))
+	return net
 
-	ours = Run(pl, "sequential", RMSProp(), True)
-	with pytest.raises(OptimizerError, match="PuzzleLib's global-state file, keyed by dtype"):
+
+NETS["unsortedGraph"] = buildUnsortedGraph
+
+
+@onPuzzleLibArrays
+@pytest.mark.parametrize("optimizers", ["RMSProp", "RMSPropGraves"])
+def test_puzzlelib_global_state_checkpoint_continues_as_puzzlelib(puzzlelib, optimizers, tmp_path):
+	"""PuzzleLib's global-state file (keyed by dtype, one flat buffer) loads into ours in both state modes, mapped
+	to the variables through the module's layout, and training continues with PuzzleLib's numbers."""
+	pl, path = puzzlelib, str(tmp_path / "global.hdf")
+	make = lambda: getattr(getattr(pl, optimizers), optimizers)(learnRate=1e-3)
+	ours = {"RMSProp": RMSProp, "RMSPropGraves": RMSPropGraves}[optimizers]
+	theirs = Run(pl, "unsortedGraph", make(), True)
+	saved = saveAndContinue(theirs, path)
+	with h5py.File(path, "r") as f:
+		assert all(key.startswith("<class 'numpy.float32'>.") for key in f[".states"]), "PuzzleLib's global layout"
+
+	for useGlobalState in (False, True):
+		resumeAndCompare(theirs, Run(pl, "unsortedGraph", ours(), useGlobalState), saved, path)
+
+
+@onPuzzleLibArrays
+def test_puzzlelib_global_state_checkpoint_of_another_module_is_refused(puzzlelib, tmp_path):
+	pl, path = puzzlelib, str(tmp_path / "global.hdf")
+	Run(pl, "unsortedGraph", pl.RMSProp.RMSProp(), True).train(2).opt.save(path)
+
+	ours = Run(pl, "sequential", RMSProp(), True).train(1)
+	before = {name: state["ms"].get() for name, state in ours.opt.states.items()}
+	message = r"dataset \"<class 'numpy.float32'>.ms\" is \(276,\), but this module's float32 variables take \(665,\) in " \
+			  r"PuzzleLib's CPU \(packed\) layout: another module\?"
+	with pytest.raises(OptimizerError, match=message):
 		ours.opt.load(path)
+	assert ours.opt.t == 1 and all(np.array_equal(ours.opt.states[n]["ms"].get(), ms) for n, ms in before.items())
+
+
+@onPuzzleLibArrays
+def test_puzzlelib_cuda_global_state_layout(puzzlelib, tmp_path):
+	"""PuzzleLib's CUDA global-state files (key "float32.ms", blocks padded to 16 bytes): the layout we rebuild is
+	the one PuzzleLib's own Cuda/Utils.py SharedArray makes, run from its sdist over a host stand-in array."""
+	import puzzlelib_oracle
+	from puzzlelib_rmsprop.bench.puzzlelibCudaPeer import packageRoot
+
+	# the installed PuzzleLib is CPU-only: Cuda/Utils.py (pure Python) comes from the sdist, by its path
+	spec = importlib.util.spec_from_file_location("puzzlelibCudaUtils", packageRoot(puzzlelib_oracle.sdist()) / "PuzzleLib" / "Cuda" / "Utils.py")
+	utils = importlib.util.module_from_spec(spec)
+	spec.loader.exec_module(utils)
+
+	class HostBuffer:
+		def __init__(self, memory, offset=0):
+			self.memory, self.offset = memory, offset
+
+		def __getitem__(self, item):
+			return HostBuffer(self.memory, self.offset + item.start)
+
+	class HostArray:
+		def __init__(self, shape, dtype, allocator=None, gpudata=None):
+			self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+			self.gpudata = gpudata or HostBuffer(np.zeros(int(np.prod(shape)) * self.dtype.itemsize, np.uint8))
+
+		@staticmethod
+		def empty(shape, dtype, allocator=None):
+			return HostArray(shape, dtype, allocator)
+
+	class SharedArray(utils.SharedArray):
+		GPUArray = HostArray
+
+	pl = puzzlelib
+	net = buildUnsortedGraph(pl, 0)
+	variables = sorted(((names, var) for var, names in net.getVarTable().items()), key=lambda item: item[0][0])
+	shared = SharedArray(np.float32)
+	for names, var in variables:
+		if not var.hasUpdater:  # PuzzleLib's setupGlobalState
+			shared.register(var.data.shape, var.data.dtype.type, names[0])
+	shared.build()
+
+	flat = np.full(shared.ary.gpudata.memory.size // 4, np.nan, np.float32)  # padding holds garbage, as on a GPU
+	expected = {}
+	for i, (name, block) in enumerate(shared.blocks.items()):
+		offset, size = block.gpudata.offset // 4, int(np.prod(block.shape))
+		flat[offset:offset + size] = expected[name] = np.arange(size, dtype=np.float32) + 1000 * i
+	path = str(tmp_path / "cuda.hdf")
+	with h5py.File(path, "w") as f:
+		f.create_dataset(".attrs/t", data=3)
+		f.create_dataset(".states/float32.ms", data=flat)
+
+	for useGlobalState in (False, True):
+		ours = Run(pl, "unsortedGraph", RMSProp(), useGlobalState)
+		ours.opt.load(path)
+		assert ours.opt.t == 3 and sorted(ours.opt.states) == sorted(expected) and "mid.b" not in expected
+		for name, ms in expected.items():
+			np.testing.assert_array_equal(ours.opt.states[name]["ms"].get().ravel(), ms, err_msg=name)
 
 
 @onPuzzleLibArrays
