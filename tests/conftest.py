@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# The suite runs on the CPU backend (no GPU here); tests/test_gpu.py runs the CUDA backend where one exists.
+# The suite runs on the CPU backend; tests/test_cuda_emulated.py reruns its CUDA parts on the emulated driver.
 os.environ.setdefault("PUZZLELIB_RMSPROP_BACKEND", "cpu")
 
 import puzzlelib_rmsprop  # noqa: E402
@@ -71,7 +71,9 @@ def pytest_report_header(config):
 # lines printed in the terminal summary, one section each
 _KERNEL_REPORT = []
 _PACKAGING_REPORT = []
-_REPORTS = {"CUDA kernels (static SASS checks)": _KERNEL_REPORT, "Packaging (built wheel and sdist)": _PACKAGING_REPORT}
+_EMULATOR_REPORT = []
+_REPORTS = {"CUDA kernels (static SASS checks)": _KERNEL_REPORT, "Packaging (built wheel and sdist)": _PACKAGING_REPORT,
+			"CUDA backend on the emulated driver (tests/cuda_emu)": _EMULATOR_REPORT}
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +86,12 @@ def kernelReport():
 def packagingReport():
 	"""Lines tests/test_packaging.py reports (timings, the inner run's summary and skips)."""
 	return _PACKAGING_REPORT
+
+
+@pytest.fixture(scope="session")
+def emulatorReport():
+	"""Lines tests/test_cuda_emulated.py reports (each run's summary, the coverage of the CUDA backend)."""
+	return _EMULATOR_REPORT
 
 
 def pytest_terminal_summary(terminalreporter):

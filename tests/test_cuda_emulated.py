@@ -50,11 +50,12 @@ class Emulator:
 		command = [str(HERE / "cuda_emu" / "run"), sys.executable, "-m", "coverage", "run", "--rcfile=%s" % self.rcfile, *args]
 		return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
-	def pytest(self, paths, report, **extraEnv):
+	def pytest(self, label, paths, report, **extraEnv):
 		result = self.run(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *paths], **extraEnv)
 		assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
 		summary = result.stdout.strip().splitlines()[-1]
-		report.append("%s: %s" % (" ".join(sorted(extraEnv)) or "default mode", summary.strip("= ")))
+		settings = " ".join("%s=%s" % item for item in sorted(extraEnv.items())) or "default settings"
+		report.append("%s (%s): %s" % (label, settings, summary.strip("= ")))
 		return result.stdout
 
 
@@ -87,14 +88,14 @@ def skipped(output, path):
 def test_reference_suites_deferred_and_shuffled(emulator, emulatorReport):
 	"""The whole optimizer-level reference (bit-exact), with every stream operation held until a synchronizing call
 	needs it and the blocks of every launch in shuffled order."""
-	output = emulator.pytest(BACKEND_TESTS + REFERENCE_SUITES, emulatorReport, CUDA_EMU_DEFERRED="1",
+	output = emulator.pytest("CUDA tests and reference suites", BACKEND_TESTS + REFERENCE_SUITES, emulatorReport, CUDA_EMU_DEFERRED="1",
 							 CUDA_EMU_BLOCK_ORDER="shuffle", CUDA_EMU_SEED="11")
 	for path in BACKEND_TESTS:
 		assert not skipped(output, path), "nothing of %s may skip on the emulator:\n%s" % (path, "\n".join(skipped(output, path)))
 
 
 def test_backend_and_driver_in_default_mode(emulator, emulatorReport):
-	emulator.pytest(BACKEND_TESTS, emulatorReport)
+	emulator.pytest("CUDA tests", BACKEND_TESTS, emulatorReport)
 
 
 def test_demo_trains_on_the_cuda_backend(emulator):
@@ -130,7 +131,7 @@ def test_benchmark_runs_on_the_cuda_backend(emulator, tmp_path):
 def test_data_parallel_training_on_the_cuda_backend(emulator, emulatorReport, cudaAware):
 	"""mpiexec -n 2 and -n 3, one emulated GPU per rank: gradients through pinned host staging, or handed to MPI as
 	device memory (CUDA-aware MPI; here the device memory is host memory, so any MPI can read it)."""
-	emulator.pytest(["tests/test_Grid.py", "-k", "equals_single or demo_option"], emulatorReport,
+	emulator.pytest("mpiexec -n 2 and -n 3", ["tests/test_Grid.py", "-k", "equals_single or demo_option"], emulatorReport,
 					PUZZLELIB_RMSPROP_CUDA_AWARE_MPI=cudaAware)
 
 
@@ -161,9 +162,3 @@ def test_every_line_of_the_cuda_backend_ran(emulator, emulatorReport):
 	emulatorReport.append("coverage of Grid.py: %d of %d statements, all %d CUDA-branch lines" % (
 		len(statements) - len(missing), len(statements), len(cudaLines)))
 
-
-@pytest.fixture(scope="module")
-def emulatorReport():
-	lines = []
-	yield lines
-	print("\n".join(lines))

@@ -283,3 +283,16 @@ def test_device_index_follows_puzzlelib_config(monkeypatch):
 	assert deviceIndex() == 3
 	monkeypatch.setattr(Config, "deviceIdx", 1)
 	assert deviceIndex() == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_traffic_limit_kernel_reads_three_and_writes_two(cuda, dtype):
+	"""The benchmark's same-traffic reference moves what the update moves: param <- ms, ms <- param + grad."""
+	host = [np.random.default_rng(7).standard_normal(10_003).astype(dtype) for _ in range(3)]
+	arrays = [cuda.to_gpu(h) for h in host]
+	lists = [TensorList([a], cuda.pointerOf) for a in arrays]
+	cuda.traffic(lists[0].launchTable(cuda, lists[1], lists[2], [1.0]))
+	np.testing.assert_array_equal(arrays[0].get(), host[2])
+	np.testing.assert_array_equal(arrays[2].get(), (host[0].astype(np.float32) + host[1]).astype(dtype))
+	with pytest.raises(ValueError, match="only the same-traffic reference"):
+		cuda.traffic(lists[0].launchTable(cuda, lists[1], lists[2], [1.0]), kind=1)
