@@ -15,6 +15,9 @@ from puzzlelib_rmsprop.Backend import getBackend
 from puzzlelib_rmsprop.Modules.Module import Module
 
 pytestmark = [pytest.mark.gpu, pytest.mark.puzzlelib]
+if getBackend().name != "cuda":
+	pytest.skip("needs the CUDA backend (PUZZLELIB_RMSPROP_BACKEND=cuda, on a GPU or the emulated driver: "
+				"tests/test_cuda_emulated.py runs it there)", allow_module_level=True)
 
 # unsorted, upper and lower case: global state orders them as PuzzleLib does (a plain string sort)
 SPECS = {"fc.W": (7, 5), "fc.b": (5, ), "Out.W": (5, 3), "act.alpha": (1, ), "emb.table": (13, 8)}
@@ -22,8 +25,6 @@ SPECS = {"fc.W": (7, 5), "fc.b": (5, ), "Out.W": (5, 3), "act.alpha": (1, ), "em
 
 @pytest.fixture(scope="module")
 def CudaDriver():
-	if getBackend().name != "cuda":
-		pytest.skip("needs the CUDA backend (PUZZLELIB_RMSPROP_BACKEND=cuda, on a GPU or the emulated driver)")
 	sys.path.insert(0, str(Path(__file__).resolve().parent / "puzzlelib_standin"))
 	import CudaDriver
 	CudaDriver.setDevice(getBackend().deviceIndex)

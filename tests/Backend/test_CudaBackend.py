@@ -25,9 +25,8 @@ DTYPES = [np.float32, np.float16] + ([bfloat16] if bfloat16 is not None else [])
 SMS, BLOCKS_PER_SM, BLOCK = 132, 8, 256  # the emulated device's SM count; the backend's design
 
 
-@pytest.fixture(scope="module")
-def cuda():
-	"""The process's backend if it is CUDA, else a CUDA backend of this module's own."""
+def cudaBackend():
+	"""The process's backend if it is CUDA, else a CUDA backend of this module's own; skips the module without one."""
 	from puzzlelib_rmsprop.Errors import BackendError
 	if getBackend().name == "cuda":
 		return getBackend()
@@ -35,7 +34,16 @@ def cuda():
 		from puzzlelib_rmsprop.Backend.CudaBackend import CudaBackend
 		return CudaBackend()
 	except BackendError as e:
-		pytest.skip("no usable CUDA device: %s" % e)
+		pytest.skip("no usable CUDA device (tests/test_cuda_emulated.py runs this on the emulated driver): %s" % e,
+					allow_module_level=True)
+
+
+CUDA = cudaBackend()
+
+
+@pytest.fixture(scope="module")
+def cuda():
+	return CUDA
 
 
 @pytest.fixture
@@ -268,21 +276,6 @@ def test_threads_get_the_backends_context_or_a_clear_error(cuda):
 		thread.join()
 	assert outcomes[0] == [0.0, 1.0, 2.0]
 	assert re.match(r"thread 'withOwnContext' has another CUDA context current \(0x[0-9a-f]+\) than the one", outcomes[1])
-
-
-def test_device_index_follows_puzzlelib_config(monkeypatch):
-	"""PuzzleLib's runGrid sets PuzzleLib's Config.deviceIdx in each child: ours follows it unless set itself."""
-	import types
-	from puzzlelib_rmsprop import Config
-	from puzzlelib_rmsprop.Backend.CudaBackend import deviceIndex
-
-	monkeypatch.setattr(Config, "deviceIdx", None)
-	monkeypatch.delitem(sys.modules, "PuzzleLib.Config", raising=False)
-	assert deviceIndex() == 0
-	monkeypatch.setitem(sys.modules, "PuzzleLib.Config", types.SimpleNamespace(deviceIdx=3))
-	assert deviceIndex() == 3
-	monkeypatch.setattr(Config, "deviceIdx", 1)
-	assert deviceIndex() == 1
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])

@@ -111,3 +111,19 @@ def test_config_overrides_environment():
 def test_cpu_backend_is_built_with_openmp():
 	from puzzlelib_rmsprop.Backend.CpuBackend import CpuBackend
 	assert CpuBackend().kernels.openmp(), "setup.py should have found OpenMP with gcc"
+
+
+def test_device_index_follows_puzzlelib_config(monkeypatch):
+	"""PuzzleLib's runGrid sets PuzzleLib's Config.deviceIdx in each child: ours follows it unless set itself."""
+	import types
+	from puzzlelib_rmsprop import Config
+	from puzzlelib_rmsprop.Backend.CudaBackend import deviceIndex
+
+	monkeypatch.setattr(Config, "deviceIdx", None)
+	monkeypatch.delitem(sys.modules, "PuzzleLib.Config", raising=False)
+	assert deviceIndex() == 0
+	monkeypatch.setitem(sys.modules, "PuzzleLib.Config", types.SimpleNamespace(deviceIdx=3))
+	assert deviceIndex() == 3
+	monkeypatch.setattr(Config, "deviceIdx", 1)
+	assert deviceIndex() == 1
+

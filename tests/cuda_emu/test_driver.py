@@ -8,7 +8,9 @@ import pytest
 
 import emu
 
-pytestmark = pytest.mark.skipif(not emu.isEmulated(), reason="runs on the emulated CUDA driver (tests/cuda_emu/run)")
+if not emu.isEmulated():
+	pytest.skip("runs on the emulated CUDA driver (tests/cuda_emu/run; tests/test_cuda_emulated.py starts it)",
+				allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

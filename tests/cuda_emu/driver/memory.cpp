@@ -227,30 +227,30 @@ CUresult cuMemHostGetFlags(unsigned int *flags, void *p)
 }
 
 /* Synchronous copies wait for all earlier work first, as the legacy default stream does. */
-CUresult cuMemcpyHtoD(CUdeviceptr dst, const void *src, size_t bytes)
+static CUresult copySync(const char *caller, void *dst, const void *src, size_t bytes, bool toDevice)
 {
-	EMU_LOCKED;
-	if (CUresult e = checkDevice("cuMemcpyHtoD", "destination", dst, bytes))
+	uintptr_t device = (uintptr_t)(toDevice ? dst : src);
+	const void *host = toDevice ? src : dst;
+	if (CUresult e = checkDevice(caller, toDevice ? "destination" : "source", device, bytes))
 		return e;
-	if (CUresult e = checkHost("cuMemcpyHtoD", "source", src, bytes))
+	if (CUresult e = checkHost(caller, toDevice ? "source" : "destination", host, bytes))
 		return e;
 	if (CUresult e = drainAll())
 		return e;
-	std::memcpy((void *)dst, src, bytes);
+	std::memcpy(dst, src, bytes);
 	return CUDA_SUCCESS;
+}
+
+CUresult cuMemcpyHtoD(CUdeviceptr dst, const void *src, size_t bytes)
+{
+	EMU_LOCKED;
+	return copySync("cuMemcpyHtoD", (void *)dst, src, bytes, true);
 }
 
 CUresult cuMemcpyDtoH(void *dst, CUdeviceptr src, size_t bytes)
 {
 	EMU_LOCKED;
-	if (CUresult e = checkDevice("cuMemcpyDtoH", "source", src, bytes))
-		return e;
-	if (CUresult e = checkHost("cuMemcpyDtoH", "destination", dst, bytes))
-		return e;
-	if (CUresult e = drainAll())
-		return e;
-	std::memcpy(dst, (const void *)src, bytes);
-	return CUDA_SUCCESS;
+	return copySync("cuMemcpyDtoH", dst, (const void *)src, bytes, false);
 }
 
 static CUresult copyDtoD(const char *caller, CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream stream)
