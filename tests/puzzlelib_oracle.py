@@ -67,16 +67,21 @@ def prepareBuildEnvironment() -> None:
 	os.environ["HOME"] = str(CACHE / "home")
 
 
+#: PuzzleLib's backend for the reference (cpu here; cuda on a GPU where tests/gpu/build_puzzlelib_cuda.sh has built
+#: its CUDA driver into the directory PUZZLELIB_ORACLE_SITE names)
+BACKEND = os.environ.get("PUZZLELIB_ORACLE_BACKEND", "cpu")
+
+
 def load():
 	"""The PuzzleLib modules the tests use, as a namespace; raises OracleUnavailable with the reason."""
-	site = install()
+	site = Path(os.environ["PUZZLELIB_ORACLE_SITE"]) if os.environ.get("PUZZLELIB_ORACLE_SITE") else install()
 	prepareBuildEnvironment()
 	if str(site) not in sys.path:
 		sys.path.append(str(site))
 
 	try:
 		from PuzzleLib import Config
-		Config.backend = Config.Backend.cpu
+		Config.backend = getattr(Config.Backend, BACKEND)
 		Config.systemLog = False
 
 		names = {

@@ -13,14 +13,17 @@ import h5py
 import numpy as np
 import pytest
 
+import puzzlelib_oracle
 from puzzlelib_rmsprop import OptimizerError, RMSProp, RMSPropGraves, WeightDecay
 from puzzlelib_rmsprop.Backend import getBackend, gpuarray
 
 pytestmark = pytest.mark.puzzlelib
 
-#: PuzzleLib runs on its CPU backend here: our optimizer can update its CPUArrays only on our CPU backend. On the CUDA
-#: backend (the emulated driver in CI) test_reference_modules_on_our_backend_match_puzzlelib compares instead.
-onPuzzleLibArrays = pytest.mark.skipif(getBackend().name != "cpu", reason="PuzzleLib's CPUArrays need our CPU backend")
+#: Our optimizer on PuzzleLib's nets needs PuzzleLib's arrays to be our backend's kind: its CPUArrays on our CPU backend
+#: (PuzzleLib runs on its CPU backend here), its CUDA arrays on our CUDA backend (on a GPU where its CUDA driver was
+#: built: tests/gpu/device_check.sh). Otherwise test_reference_modules_on_our_backend_match_puzzlelib compares.
+onPuzzleLibArrays = pytest.mark.skipif(getBackend().name != puzzlelib_oracle.BACKEND,
+									   reason="PuzzleLib's %s arrays need our %s backend" % ((puzzlelib_oracle.BACKEND, ) * 2))
 
 STEPS = 20
 RTOL, ATOL = 1e-4, 2e-5
@@ -302,7 +305,6 @@ def test_puzzlelib_global_state_checkpoint_of_another_module_is_refused(puzzleli
 def test_puzzlelib_cuda_global_state_layout(puzzlelib, tmp_path):
 	"""PuzzleLib's CUDA global-state files (key "float32.ms", blocks padded to 16 bytes): the layout we rebuild is
 	the one PuzzleLib's own Cuda/Utils.py SharedArray makes, run from its sdist over a host stand-in array."""
-	import puzzlelib_oracle
 	from puzzlelib_rmsprop.bench.puzzlelibCudaPeer import packageRoot
 
 	# the installed PuzzleLib is CPU-only: Cuda/Utils.py (pure Python) comes from the sdist, by its path

@@ -7,8 +7,9 @@
 # Builds pycuda from its sdist against the machine's CUDA, runs the CUDA backend's tests and the reference suites
 # with PUZZLELIB_RMSPROP_BACKEND=cuda, then the benchmark in GPU mode (float32 and float16, N = 1e6, 1e7, 1e8, the
 # ResNet-50 list, host overhead for 1, 161 and 1,000 tensors; peers: the same-traffic limit kernel, torch's
-# RMSprop and PuzzleLib's own CUDA rmspropKer). Writes device.txt, pytest.log, bench.txt, results.json and
-# bandwidth.png to OUT.
+# RMSprop and PuzzleLib's own CUDA rmspropKer), then tries to build PuzzleLib's own CUDA backend from its sdist and
+# to run the PuzzleLib parity tests on it. Writes device.txt, pytest.log, bench.txt, results.json, bandwidth.png and
+# puzzlelib-cuda.txt to OUT.
 #
 # CUDA_EMU=1 rehearses all of it on a machine without a GPU: pycuda is built the same way against the stub
 # libcuda, everything runs on the emulated driver (tests/cuda_emu/run), the benchmark in its quick mode, and every
@@ -17,7 +18,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(mkdir -p "${1:-$ROOT/device-out}" && cd "${1:-$ROOT/device-out}" && pwd)
 CARRY=${DEVICE_CARRY:-$ROOT/.cache/device}
-PY=${PYTHON:-python3}
+PY=$(realpath -s "$(command -v "${PYTHON:-python3}")")
 WORK=$(mktemp -d)
 SITE=$WORK/site
 export PYTHONUNBUFFERED=1 PYCUDA_CACHE_DIR=$WORK/pycuda-cache
@@ -82,5 +83,18 @@ run env PUZZLELIB_RMSPROP_BACKEND=cuda "$PY" -m puzzlelib_rmsprop.bench --out "$
 	--puzzlelib-source "$CARRY/PuzzleLib-1.0.3.tar.gz" "${BENCH[@]}" >"$OUT/bench.txt" 2>&1
 BENCHED=$?
 say "benchmark exit $BENCHED; $(grep -c '^met' "$OUT/bench.txt") targets met, $(grep -c '^MISS' "$OUT/bench.txt") missed"
+# 4. PuzzleLib's own CUDA backend, built from its sdist if this image allows it, then the parity tests against
+#    PuzzleLib's RMSProp on the GPU (its arrays on our CUDA backend, both nets, both state modes)
+if [ "${CUDA_EMU:-0}" != 1 ]; then
+	say "building PuzzleLib 1.0.3's CUDA driver from its sdist"
+	if tests/gpu/build_puzzlelib_cuda.sh "$CARRY/PuzzleLib-1.0.3.tar.gz" "$WORK/puzzlelib" >"$OUT/puzzlelib-cuda.txt" 2>&1; then
+		PUZZLELIB_ORACLE_SITE=$WORK/puzzlelib PUZZLELIB_ORACLE_BACKEND=cuda PUZZLELIB_RMSPROP_BACKEND=cuda \
+			"$PY" -m pytest -p no:cacheprovider -rs -q tests/test_puzzlelib_parity.py >>"$OUT/puzzlelib-cuda.txt" 2>&1
+		say "PuzzleLib on its CUDA backend: $(tail -1 "$OUT/puzzlelib-cuda.txt")"
+	else
+		say "PuzzleLib's CUDA driver did not build; the first errors:"
+		grep -m8 -E "error|Error" "$OUT/puzzlelib-cuda.txt" | tee -a "$OUT/device.txt"
+	fi
+fi
 rm -rf "$WORK"
 exit $((PYTEST || BENCHED))
