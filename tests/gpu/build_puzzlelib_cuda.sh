@@ -11,13 +11,16 @@ mkdir -p "$DEST"
 tar xzf "$SDIST" -C "$DEST"
 rm -rf "$DEST/PuzzleLib" && mv "$DEST/PuzzleLib-1.0.3" "$DEST/PuzzleLib"
 
+CPATH=${CPATH:-} LIBRARY_PATH=${LIBRARY_PATH:-} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
 NVIDIA=$("$PY" -c "import nvidia, os; print(os.pathsep.join(nvidia.__path__))" 2>/dev/null || true)
 for root in ${NVIDIA//:/ }; do
-	for dir in "$root"/*/include; do CPATH=${CPATH:+$CPATH:}$dir; done
-	for dir in "$root"/*/lib; do LIBRARY_PATH=${LIBRARY_PATH:+$LIBRARY_PATH:}$dir; LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$dir; done
+	for dir in "$root"/*/include; do [ -d "$dir" ] && CPATH=${CPATH:+$CPATH:}$dir; done
+	for dir in "$root"/*/lib; do
+		[ -d "$dir" ] && LIBRARY_PATH=${LIBRARY_PATH:+$LIBRARY_PATH:}$dir && LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$dir
+	done
 done
 export CPATH LIBRARY_PATH LD_LIBRARY_PATH
-VERSION_H=$(for dir in ${CPATH//:/ }; do ls "$dir"/cudnn_version.h 2>/dev/null; done | head -1)
+VERSION_H=$(for dir in ${CPATH//:/ }; do ls "$dir"/cudnn_version.h 2>/dev/null || true; done | head -1)
 echo "cuDNN: ${VERSION_H:-no cudnn_version.h}$([ -n "$VERSION_H" ] && grep -m1 'define CUDNN_MAJOR' "$VERSION_H")"
 
 # its compiler links -lpython3.Xm, which Python no longer ships: an empty archive stands in (as in the CPU tests)
