@@ -99,6 +99,8 @@ class MPINodeInfo:
 		if isinstance(getattr(ary, "data", None), np.ndarray):  # PuzzleLib's CPUArray
 			return ary.data, None
 		if os.environ.get(CUDA_AWARE_ENV) == "1":
+			# MPI reads the memory itself, outside the default stream: the kernels that wrote it must be done
+			getBackend().synchronize([None])
 			# mpi4py reads __cuda_array_interface__, which PuzzleLib's arrays lack: describe their memory for it
 			return (ary if hasattr(ary, "__cuda_array_interface__") else DeviceMemory(ary)), None
 
@@ -127,8 +129,9 @@ class MPINodeInfo:
 			self._wait(self.comm.Ireduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM, root=0), "the reduction of %r" % name)
 			if isinstance(host, np.ndarray):
 				np.divide(host, host.dtype.type(self.gridsize), out=host)
-			else:  # a device array under CUDA-aware MPI: divided on the device, in place
+			else:  # a device array under CUDA-aware MPI: divided on the device, done before MPI broadcasts it
 				getBackend().divide(host, self.gridsize)
+				getBackend().synchronize([None])
 		else:
 			self._wait(self.comm.Ireduce(host, None, op=self.MPI.SUM, root=0), "the reduction of %r" % name)
 		self._wait(self.comm.Ibcast(host, root=0), "the broadcast of %r" % name)

@@ -4,7 +4,7 @@ Importing this module needs pycuda (the ``cuda`` extra); creating the backend ne
 """
 import logging
 import sys
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -221,8 +221,9 @@ class CudaBackend:
 				"backend create its context (do not push one of your own, e.g. by importing pycuda.autoinit), or use "
 				"pycuda.autoprimaryctx" % (name, self.deviceIndex, self.contexts.context.handle))
 
-	@property
+	@cached_property
 	def inPrimaryContext(self) -> bool:
+		"""Whether the backend's context is its device's primary one (asked once: the context never changes)."""
 		primary = self.driver.Device(self.deviceIndex).retain_primary_context()
 		try:
 			return primary.handle == self.contexts.context.handle
