@@ -31,7 +31,9 @@ CUresult current(Context **out, const char *caller)
 using namespace emu;
 
 #define REQUIRE_INIT(caller) if (!ready) return fail(CUDA_ERROR_NOT_INITIALIZED, "%s: cuInit was not called", caller)
+/* cuInit was called and ``dev`` exists */
 #define REQUIRE_DEVICE(caller, dev) \
+	REQUIRE_INIT(caller); \
 	if ((dev) < 0 || (dev) >= settings.devices) \
 		return fail(CUDA_ERROR_INVALID_DEVICE, "%s: device %d does not exist (%d emulated; CUDA_EMU_DEVICES sets it)", \
 					caller, (int)(dev), settings.devices)
@@ -99,7 +101,6 @@ CUresult cuDeviceGetCount(int *count)
 
 CUresult cuDeviceGet(CUdevice *device, int ordinal)
 {
-	REQUIRE_INIT("cuDeviceGet");
 	REQUIRE_DEVICE("cuDeviceGet", ordinal);
 	*device = ordinal;
 	return CUDA_SUCCESS;
@@ -107,7 +108,6 @@ CUresult cuDeviceGet(CUdevice *device, int ordinal)
 
 CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
 {
-	REQUIRE_INIT("cuDeviceGetName");
 	REQUIRE_DEVICE("cuDeviceGetName", dev);
 	std::snprintf(name, len, "Emulated CUDA device %d (sm_90, runs on the host CPU)", (int)dev);
 	return CUDA_SUCCESS;
@@ -115,7 +115,6 @@ CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
 
 CUresult cuDeviceGetAttribute(int *value, CUdevice_attribute attrib, CUdevice dev)
 {
-	REQUIRE_INIT("cuDeviceGetAttribute");
 	REQUIRE_DEVICE("cuDeviceGetAttribute", dev);
 	if (attrib == CU_DEVICE_ATTRIBUTE_PCI_BUS_ID)
 		*value = dev + 1;
@@ -128,7 +127,6 @@ CUresult cuDeviceGetAttribute(int *value, CUdevice_attribute attrib, CUdevice de
 
 CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
 {
-	REQUIRE_INIT("cuDeviceComputeCapability");
 	REQUIRE_DEVICE("cuDeviceComputeCapability", dev);
 	*major = 9, *minor = 0;
 	return CUDA_SUCCESS;
@@ -136,7 +134,6 @@ CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
 
 CUresult cuDeviceTotalMem(size_t *bytes, CUdevice dev)
 {
-	REQUIRE_INIT("cuDeviceTotalMem");
 	REQUIRE_DEVICE("cuDeviceTotalMem", dev);
 	*bytes = TOTAL_MEMORY;
 	return CUDA_SUCCESS;
@@ -144,7 +141,6 @@ CUresult cuDeviceTotalMem(size_t *bytes, CUdevice dev)
 
 CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
 {
-	REQUIRE_INIT("cuDeviceGetPCIBusId");
 	REQUIRE_DEVICE("cuDeviceGetPCIBusId", dev);
 	std::snprintf(pciBusId, len, "0000:%02x:00.0", (int)dev + 1);
 	return CUDA_SUCCESS;
@@ -171,7 +167,6 @@ CUresult cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevice peerDe
 CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
 	EMU_LOCKED;
-	REQUIRE_INIT("cuDevicePrimaryCtxRetain");
 	REQUIRE_DEVICE("cuDevicePrimaryCtxRetain", dev);
 	Context *&ctx = primaries[dev];
 	if (ctx == nullptr)
@@ -186,7 +181,6 @@ CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
 {
 	EMU_LOCKED;
-	REQUIRE_INIT("cuDevicePrimaryCtxRelease");
 	REQUIRE_DEVICE("cuDevicePrimaryCtxRelease", dev);
 	Context *ctx = primaries[dev];
 	if (ctx == nullptr || ctx->refs == 0)
@@ -202,7 +196,6 @@ CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
 CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
 {
 	EMU_LOCKED;
-	REQUIRE_INIT("cuDevicePrimaryCtxGetState");
 	REQUIRE_DEVICE("cuDevicePrimaryCtxGetState", dev);
 	*flags = 0;
 	*active = primaries[dev] != nullptr && primaries[dev]->refs > 0;
@@ -212,7 +205,6 @@ CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *acti
 CUresult cuCtxCreate(CUcontext *pctx, CUctxCreateParams *, unsigned int, CUdevice dev)
 {
 	EMU_LOCKED;
-	REQUIRE_INIT("cuCtxCreate");
 	REQUIRE_DEVICE("cuCtxCreate", dev);
 	Context *ctx = new Context{dev, false, false, 1};
 	stack.push_back(ctx);
