@@ -18,6 +18,7 @@ from . import Checkpoint
 from .Backend import getBackend
 from .Backend.PuzzleLibArrays import isContiguous
 from .Backend.SharedArray import SharedArray
+from .Quantized8 import QUANT_BLOCK
 from .Backend.TensorTable import TensorList
 from .PuzzleLibCheckpoint import GlobalLayout
 from .Errors import OptimizerError, OptimizerTypeError
@@ -96,7 +97,11 @@ class Optimizer:
 	#: states a checkpoint may lack (saved before the option that needs them existed): they keep their start values
 	optionalStates = frozenset()
 
-	def __init__(self, nodeinfo=None, *, skipNonFinite: bool = False):
+	#: elements a block of the optimizer state spans (256 for 8-bit state, whose blocks share one scale); in global
+	#: state every variable, and every shard of sharded state, starts on a multiple of it
+	stateBlock = 1
+
+	def __init__(self, nodeinfo=None, *, skipNonFinite: bool = False, shardState: bool = False):
 		self.t = 0
 		self.learnRate = 0.0
 		self.skipNonFinite = bool(skipNonFinite)
@@ -116,7 +121,23 @@ class Optimizer:
 
 		self.customVars: List[str] = []
 		self.nodeinfo = nodeinfo
+		self.shardState = bool(shardState)
 		self.groups: Dict[type, VariableGroup] = OrderedDict()
+
+	def setStateBits(self, stateBits: Optional[int]) -> None:
+		"""None keeps the states in their arrays' dtype; 8 stores them as 8-bit codes with one float32 scale per
+		block of ``QUANT_BLOCK`` elements (see Quantized8). Called by the subclasses' constructors."""
+		if stateBits is not None and (isinstance(stateBits, bool) or stateBits != 8):
+			raise OptimizerError("%s.stateBits must be None (full-width state) or 8, got %r" % (type(self).__name__, stateBits))
+		self.stateBits = None if stateBits is None else 8
+		self.stateBlock = QUANT_BLOCK if self.stateBits == 8 else 1
+
+	@property
+	def stateNbytes(self) -> int:
+		"""The bytes of optimizer state this process holds: every state array (8-bit state: its codes and its
+		scales), padding between global-state variables included; with ``shardState`` only this rank's shard."""
+		arrays = self.globalStates.values() if self.globalState else self.states.values()
+		return sum(int(ary.nbytes) for state in arrays for ary in state.values())
 
 	def __setattr__(self, name: str, value) -> None:
 		rule = type(self).attrRules.get(name)
@@ -192,8 +213,8 @@ class Optimizer:
 		for names, var in trainable:
 			dtype = np.dtype(var.data.dtype).type
 			if dtype not in self.shParams:  # the buffers are of the first variable's kind (PuzzleLib's arrays: its own)
-				self.shParams[dtype] = SharedArray(dtype, backend.zerosLike(var.data))
-				self.shGrads[dtype] = SharedArray(dtype, backend.zerosLike(var.grad))
+				self.shParams[dtype] = SharedArray(dtype, backend.zerosLike(var.data), self.stateBlock)
+				self.shGrads[dtype] = SharedArray(dtype, backend.zerosLike(var.grad), self.stateBlock)
 			self.shParams[dtype].register(var.data.shape, dtype, names[0])
 			self.shGrads[dtype].register(var.grad.shape, dtype, names[0])
 

@@ -1,4 +1,6 @@
 """RMSProp, as PuzzleLib 1.0.3 computes it, with a fused kernel per dtype."""
+from typing import Optional
+
 from .Backend import gpuarray
 import numpy as np
 
@@ -63,8 +65,10 @@ class RMSProp(Optimizer):
 
 	def __init__(self, learnRate: float = 1e-3, factor: float = 0.9, epsilon: float = 1e-5, nodeinfo=None, *,
 				 skipNonFinite: bool = False, momentum: float = 0.0, centered: bool = False,
-				 epsilonInSqrt: bool = False, initialMs: float = 0.0, weightDecay: float = 0.0, stateDtype=None):
-		super().__init__(nodeinfo, skipNonFinite=skipNonFinite)
+				 epsilonInSqrt: bool = False, initialMs: float = 0.0, weightDecay: float = 0.0, stateDtype=None,
+				 stateBits: Optional[int] = None, shardState: bool = False):
+		super().__init__(nodeinfo, skipNonFinite=skipNonFinite, shardState=shardState)
+		self.setStateBits(stateBits)
 
 		self.setAttr("learnRate", learnRate)
 		self.setAttr("factor", factor)

@@ -1,4 +1,6 @@
 """RMSPropGraves, as PuzzleLib 1.0.3 computes it (Graves 2013, arXiv:1308.0850, eq. 38-41)."""
+from typing import Optional
+
 from .Backend import gpuarray
 from .Kernels import MOMENTUM_IN_LR, Flavour, flavourUpdate
 from .Optimizer import Optimizer
@@ -22,8 +24,9 @@ class RMSPropGraves(Optimizer):
 				 "epsilon": Range(0, lowOpen=True)}
 
 	def __init__(self, learnRate: float = 1e-4, alpha: float = 0.95, momRate: float = 0.9, epsilon: float = 1e-4,
-				 nodeinfo=None, *, skipNonFinite: bool = False):
-		super().__init__(nodeinfo, skipNonFinite=skipNonFinite)
+				 nodeinfo=None, *, skipNonFinite: bool = False, stateBits: Optional[int] = None, shardState: bool = False):
+		super().__init__(nodeinfo, skipNonFinite=skipNonFinite, shardState=shardState)
+		self.setStateBits(stateBits)
 
 		self.setAttr("learnRate", learnRate)
 		self.setAttr("alpha", alpha)

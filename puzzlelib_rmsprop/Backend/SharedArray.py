@@ -11,9 +11,10 @@ ALIGNMENT = 16
 class SharedArray:
 	"""Register shapes, ``build()`` once, then ``sh[name]`` is a view of the flat buffer ``sh.ary``."""
 
-	def __init__(self, dtype, zeros: Optional[Callable] = None):
+	def __init__(self, dtype, zeros: Optional[Callable] = None, block: int = 1):
 		self.dtype = np.dtype(dtype).type
 		self._zeros = zeros  # the allocator of zeroed arrays; None means the current backend's
+		self.block = int(block)  # every tensor also starts on a multiple of this many elements (8-bit state's blocks)
 		self.regs: Dict[str, Tuple[tuple, int]] = {}
 		self.size = 0
 		self.ary = None
@@ -34,6 +35,7 @@ class SharedArray:
 
 	def _aligned(self, elements: int) -> int:
 		step = max(1, ALIGNMENT // np.dtype(self.dtype).itemsize)
+		step = step * self.block // np.gcd(step, self.block)
 		return -(-elements // step) * step
 
 	def build(self) -> None:
