@@ -33,7 +33,8 @@ class BuildExtWithOptionalOpenMP(build_ext):
 
 cpuKernels = Extension(
 	"puzzlelib_rmsprop.Backend._cpukernels",
-	sources=["puzzlelib_rmsprop/Backend/cpu_extension.c", os.path.join(KERNEL_DIR, "rmsprop_host.c")],
+	sources=["puzzlelib_rmsprop/Backend/cpu_extension.c", os.path.join(KERNEL_DIR, "rmsprop_host.c"),
+			 os.path.join(KERNEL_DIR, "rmsprop_host8.c")],
 	include_dirs=[KERNEL_DIR],
 	depends=[os.path.join(KERNEL_DIR, name) for name in os.listdir(KERNEL_DIR) if name.endswith(".h")]
 )

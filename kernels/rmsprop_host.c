@@ -10,19 +10,10 @@
 #include "rmsprop_host.h"
 #include "rmsprop_update.h"
 #include "half_host.h"
+#include "host_parallel.h"
 
 #ifdef _OPENMP
 #include <omp.h>
-#endif
-
-/* Per-ISA versions chosen at load time, so a portable build still uses AVX2 / AVX-512. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define ISA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef ISA_CLONES
-#define ISA_CLONES
 #endif
 
 /* Below this many elements a second thread costs more than it brings (measured: ~64K). */
@@ -57,9 +48,6 @@ SPAN16(spanFloat16, half_t, halfToFloat, floatToHalf)
 SPAN16(spanBfloat16, bf16_t, bf16ToFloat, floatToBf16)
 
 
-typedef struct { float factor, epsilon; int dtype; int *nonFinite; const RMSPropFlavour *flavour; } SpanArgs;
-typedef void (*SpanFn)(const void *row, int64_t start, int64_t n, const SpanArgs *args);
-typedef struct { const char *rows; int count; size_t rowBytes, sizeOffset; } Table;
 
 
 static int64_t rowSize(const Table *t, int k)
@@ -170,20 +158,22 @@ int rmspropHostMaxThreads(void)
 }
 
 
-#define TENSOR_TABLE(table, count) ((Table){(const char *)(table), (count), sizeof(TensorEntry), offsetof(TensorEntry, size)})
+#define TENSOR_TABLE(table, count) ((Table){(const char *)(table), (count), sizeof(TensorEntry), offsetof(TensorEntry, size), 1})
 
 
-/* Splits the table's elements evenly over the threads (one dtype per call, so evenly by bytes too). */
-static void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int threads)
+/* Splits the table's units (elements, or 8-bit state's blocks) evenly over the threads (one dtype per call, so
+   evenly by bytes too). */
+void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int threads)
 {
-	int64_t total = 0;
+	int64_t total = 0, align = t->unit > 1 ? 1 : SPLIT_ALIGN;
 	for (int k = 0; k < t->count; k++)
 		total += rowSize(t, k);
 
 	if (threads <= 0)
 		threads = rmspropHostMaxThreads();
-	if (total < PARALLEL_MIN_ELEMENTS || threads < 2)
+	if (total * t->unit < PARALLEL_MIN_ELEMENTS || threads < 2)
 	{
+		(void)align;
 		applyRange(t, 0, total, span, args);
 		return;
 	}
@@ -192,8 +182,8 @@ static void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int
 	#pragma omp parallel num_threads(threads)
 	{
 		int64_t id = omp_get_thread_num(), nt = omp_get_num_threads();
-		int64_t begin = (total * id / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
-		int64_t end = id == nt - 1 ? total : (total * (id + 1) / nt) / SPLIT_ALIGN * SPLIT_ALIGN;
+		int64_t begin = (total * id / nt) / align * align;
+		int64_t end = id == nt - 1 ? total : (total * (id + 1) / nt) / align * align;
 		applyRange(t, begin, end, span, args);
 	}
 #else
@@ -256,6 +246,6 @@ void rmspropHostFlavour(const FlavourEntry *table, int count, int combo, const R
 {
 	SpanArgs args = {0.0f, 0.0f, RMSPROP_FLOAT32, NULL, flavour};
 	SpanFn spans[] = {flavourFloat32, flavourFloat16, flavourFloat16State32, flavourBfloat16, flavourBfloat16State32};
-	Table t = {(const char *)table, count, sizeof(FlavourEntry), offsetof(FlavourEntry, size)};
+	Table t = {(const char *)table, count, sizeof(FlavourEntry), offsetof(FlavourEntry, size), 1};
 	parallelApply(&t, spans[combo], &args, threads);
 }

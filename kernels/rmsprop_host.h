@@ -28,4 +28,11 @@ int rmspropHostNonFinite(const TensorEntry *table, int count, int dtype, int thr
 enum { RMSPROP_TRAFFIC_LIMIT = 0, RMSPROP_TRAFFIC_TRIAD = 1 };
 void rmspropHostTraffic(const TensorEntry *table, int count, int kind, int threads);
 
+/* 8-bit state (kernels/rmsprop_host8.c): every flavour over Quant8Entry rows, dtype RMSPROP_FLOAT32/16/BFLOAT16 for
+   the parameters; the traffic reference of that update (float32, ms only); and the codes of a float32 array. */
+void rmspropHostQuant8(const Quant8Entry *table, int count, int dtype, const RMSPropFlavour *flavour, int threads);
+void rmspropHostQuant8Traffic(const Quant8Entry *table, int count, int threads);
+void rmspropHostQuantize(const float *values, long long n, unsigned char *codes, float *scales, int isSigned);
+void rmspropHostDequantize(const unsigned char *codes, const float *scales, long long n, float *values, int isSigned);
+
 #endif

@@ -31,4 +31,21 @@ typedef struct
 }
 FlavourEntry;
 
+/* A row for 8-bit state (stateBits=8, any flavour): each state is 8-bit codes, one per element, and one float32 scale
+ * per QUANT8_BLOCK elements (kernels/quantize8.h); a state's pointers are NULL when the flavour has no such state.
+ * The row's first element starts a block. 96 bytes a row. */
+typedef struct
+{
+	void *param;
+	const void *grad;
+	unsigned char *codes[3];   /* ms, mg, mom */
+	float *scales[3];
+	long long size;            /* elements */
+	long long blocks;          /* ceil(size / QUANT8_BLOCK) */
+	long long firstBlock;      /* blocks of the rows before this one: CUDA deals blocks to warps round-robin */
+	float learnRate;
+	float momentum;
+}
+Quant8Entry;
+
 #endif

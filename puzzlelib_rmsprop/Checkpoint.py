@@ -14,6 +14,7 @@ import numpy as np
 
 from .Errors import OptimizerError
 from .PuzzleLibCheckpoint import GlobalLayout
+from .Quantized8 import FORMATS, QUANT_BLOCK, QuantizedState, blocksOf
 
 logger = logging.getLogger("puzzlelib_rmsprop")
 
@@ -28,7 +29,22 @@ def _write(hdf, name: str, attrs: Dict, states: Dict) -> None:
 		stateGrp = hdf.create_group(name + ".states")
 		for stateName, state in states.items():
 			for entityName, entity in state.items():
-				stateGrp.create_dataset("%s.%s" % (stateName, entityName), data=entity.get())
+				_writeState(stateGrp, "%s.%s" % (stateName, entityName), entity)
+
+
+def _writeState(stateGrp, key: str, entity) -> None:
+	"""A state array as it is; 8-bit state as its codes (shaped as the parameter, tagged with their code) plus
+	``<key>.scales``, so it reloads exactly."""
+	if not isinstance(entity, QuantizedState):
+		stateGrp.create_dataset(key, data=entity.get())
+		return
+	codes = stateGrp.create_dataset(key, data=_hostOf(entity.codes).reshape(entity.shape))
+	codes.attrs["quant8"], codes.attrs["block"] = entity.format, QUANT_BLOCK
+	stateGrp.create_dataset(key + ".scales", data=_hostOf(entity.scales))
+
+
+def _hostOf(ary) -> np.ndarray:
+	return ary if type(ary) is np.ndarray else np.asarray(ary.get())
 
 
 def save(hdf, name: str, attrs: Dict, states: Dict) -> None:
@@ -88,14 +104,13 @@ def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=froze
 					logger.info("checkpoint has no %r: it starts at its initial value", key)
 				elif ds is None:
 					problems.append("missing state %r" % key)
-				elif tuple(ds.shape) != tuple(entity.shape) or ds.dtype != entity.dtype:
-					problems.append("state %r is %s %s in the file but %s %s in the optimizer" % (
-						key, tuple(ds.shape), ds.dtype, tuple(entity.shape), entity.dtype
-					))
 				else:
-					newStates.setdefault(stateName, {})[entityName] = np.array(ds)
+					value = _readState(stateGrp, key, ds, entity, problems)
+					if value is not None:
+						newStates.setdefault(stateName, {})[entityName] = value
 
 		known = {"%s.%s" % (s, e) for s, state in states.items() for e in state}
+		known |= {key + ".scales" for key in known if _isQuantized(stateGrp.get(key))}
 		extra = sorted(set(stateGrp) - known)
 		if extra and not problems:
 			logger.warning("checkpoint has states this optimizer does not: %s", extra[:10])
@@ -106,6 +121,53 @@ def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=froze
 		))
 
 	return newAttrs, newStates
+
+
+def _isQuantized(ds) -> bool:
+	return ds is not None and hasattr(ds, "attrs") and "quant8" in ds.attrs
+
+
+def _readState(stateGrp, key: str, ds, entity, problems: list):
+	"""The value of one state for ``entity`` (appending to ``problems`` if it does not fit): 8-bit codes plus scales
+	become a host QuantizedState for an 8-bit entity, decoded values otherwise; full-width values are encoded by
+	an 8-bit entity's set()."""
+	quantizedEntity = isinstance(entity, QuantizedState)
+	fullDtype = np.dtype(np.float32) if quantizedEntity else np.dtype(entity.dtype)
+	if tuple(ds.shape) != tuple(entity.shape):
+		problems.append("state %r is %s %s in the file but %s %s in the optimizer" % (
+			key, tuple(ds.shape), "8-bit" if _isQuantized(ds) else ds.dtype, tuple(entity.shape),
+			"8-bit" if quantizedEntity else entity.dtype))
+		return None
+
+	if _isQuantized(ds):
+		value = _readQuantized(stateGrp, key, ds, problems)
+		if value is None or quantizedEntity:
+			return value
+		return value.get().astype(fullDtype)
+
+	if quantizedEntity and ds.dtype.kind == "f" or not quantizedEntity and ds.dtype == entity.dtype:
+		return np.array(ds)
+	problems.append("state %r is %s %s in the file but %s %s in the optimizer" % (
+		key, tuple(ds.shape), ds.dtype, tuple(entity.shape), "8-bit" if quantizedEntity else entity.dtype))
+	return None
+
+
+def _readQuantized(stateGrp, key: str, ds, problems: list):
+	"""A host QuantizedState from 8-bit codes and their scales, or None (with the problem noted)."""
+	fmt = ds.attrs["quant8"]
+	fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+	signed = {name: isSigned for isSigned, name in FORMATS.items()}.get(fmt)
+	scales = stateGrp.get(key + ".scales")
+	size = int(np.prod(ds.shape, dtype=np.int64))
+
+	if signed is None or ds.dtype != np.uint8 or int(ds.attrs.get("block", -1)) != QUANT_BLOCK:
+		problems.append("state %r: 8-bit codes of an unknown kind (%s %s, block %s)" % (key, fmt, ds.dtype, ds.attrs.get("block")))
+	elif scales is None or not hasattr(scales, "dtype") or scales.dtype != np.float32 or tuple(scales.shape) != (blocksOf(size), ):
+		problems.append("state %r: its %d codes need %s, float32 of (%d,), got %s" % (
+			key, size, key + ".scales", blocksOf(size), None if scales is None else "%s %s" % (getattr(scales, "dtype", "a group"), getattr(scales, "shape", ""))))
+	else:
+		return QuantizedState(np.array(ds).reshape(-1), np.array(scales), ds.shape, signed)
+	return None
 
 
 def _readChecked(f, name: str, attrs: Dict, states: Dict, rules: Dict, optional, layout) -> Tuple[Dict, Dict]:

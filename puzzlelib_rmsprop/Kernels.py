@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .Backend import getBackend
-from .Backend.TensorTable import FlavourTable, TensorList
+from .Backend.TensorTable import FlavourTable, Quant8Table, TensorList
 from .Errors import OptimizerTypeError
 
 
@@ -77,6 +77,28 @@ def flavourUpdate(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavou
 
 	stateDtype = lists[1].dtype
 	backend.flavour(table.launchTable(learnRate, momentum), stateDtype, flavour, stream=stream)
+	if params is not param:
+		backend.synchronize([stream])  # the one-off table's device copy must outlive the launch
+
+
+def quant8Update(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavour, stream=None) -> None:
+	"""The update with 8-bit state (stateBits=8), any flavour: ``ms``, ``mg``, ``mom`` are QuantizedStates (mg, mom
+	may be None), or TensorLists of them from the optimizer (the table is then built once and cached)."""
+	from .Quantized8 import QuantizedState
+	backend = getBackend()
+	params = asTensorList(param, backend)
+	lists = [asTensorList(t, backend) if t is not None else None for t in (grad, ms, mg, mom)]
+	if params is not param:
+		states = [t for t in (ms, mg, mom) if t is not None]
+		if not all(isinstance(t, QuantizedState) for t in states) or any(t.size != params.sizes[0] for t in states + [grad]) \
+				or grad.dtype != params.dtype:
+			raise OptimizerTypeError("quant8Update: grad must match param and the states must be QuantizedStates of its size")
+
+	table = params.quant8Table
+	if table is None:
+		table = params.quant8Table = Quant8Table(backend, params, *lists)
+
+	backend.quant8(table.launchTable(learnRate, momentum), flavour, stream=stream)
 	if params is not param:
 		backend.synchronize([stream])  # the one-off table's device copy must outlive the launch
 

@@ -1,12 +1,12 @@
 """RMSProp, as PuzzleLib 1.0.3 computes it, with a fused kernel per dtype."""
 from typing import Optional
 
-from .Backend import gpuarray
 import numpy as np
 
-from .Errors import OptimizerTypeError
-from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, Flavour, flavourUpdate, rmspropKer
+from .Errors import OptimizerError, OptimizerTypeError
+from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, Flavour, flavourUpdate, quant8Update, rmspropKer
 from .Optimizer import Optimizer
+from .Quantized8 import stateZeros
 from .Validation import Range
 
 
@@ -79,6 +79,9 @@ class RMSProp(Optimizer):
 		if stateDtype is not None and np.dtype(stateDtype) != np.float32:
 			raise OptimizerTypeError("RMSProp.stateDtype must be None (the parameters' dtype) or np.float32, got %s" % np.dtype(stateDtype))
 
+		if stateDtype is not None and self.stateBits is not None:
+			raise OptimizerError("RMSProp: give stateDtype or stateBits, not both (stateBits=8 stores 8-bit codes)")
+
 		self.momentum, self.centered, self.epsilonInSqrt = float(momentum), bool(centered), bool(epsilonInSqrt)
 		self.initialMs, self.weightDecay = float(initialMs), float(weightDecay)
 		self.stateDtype = None if stateDtype is None else np.dtype(stateDtype)
@@ -89,25 +92,34 @@ class RMSProp(Optimizer):
 		return not (self.momentum or self.centered or self.epsilonInSqrt or self.weightDecay)
 
 	def setupState(self, var):
-		dtype = self.stateDtype or var.data.dtype
-		state = {"ms": gpuarray.zeros(var.data.shape, dtype=dtype)}
+		dtype, shape = self.stateDtype or var.data.dtype, var.data.shape
+		state = {"ms": stateZeros(shape, dtype, self.stateBits, signed=False)}
 		if self.initialMs:
-			state["ms"].fill(self.initialMs)
+			state["ms"].set(np.full(shape, self.initialMs, dtype=np.float32).astype(dtype)) if self.stateBits \
+				else state["ms"].fill(self.initialMs)
 		if self.centered:
-			state["mg"] = gpuarray.zeros(var.data.shape, dtype=dtype)
+			state["mg"] = stateZeros(shape, dtype, self.stateBits, signed=True)
 		if self.momentum > 0.0:
-			state["mom"] = gpuarray.zeros(var.data.shape, dtype=dtype)
+			state["mom"] = stateZeros(shape, dtype, self.stateBits, signed=True)
 		return state
 
 	def updateVar(self, var, state, stream=None):
+		if self.stateBits == 8:
+			quant8Update(var.data, var.grad, state["ms"], state.get("mg"), state.get("mom"), self.learnRate * var.learnRate,
+						 self.momentum * var.momRate, self.flavour(), stream=stream)
+			return
+
 		if self.puzzlelibFlavour and state["ms"].dtype == var.data.dtype:
 			rmspropKer(var.data.dtype)(
 				var.data, var.grad, state["ms"], self.learnRate * var.learnRate, self.factor, self.epsilon, stream=stream
 			)
 			return
 
-		flavour = Flavour(self.factor, self.epsilon, self.weightDecay, self.centered, self.epsilonInSqrt,
-						  MOMENTUM_TORCH if self.momentum > 0.0 else MOMENTUM_NONE)
 		flavourUpdate(var.data, var.grad, state["ms"], state.get("mg"), state.get("mom"), self.learnRate * var.learnRate,
-					  self.momentum * var.momRate, flavour, stream=stream)
+					  self.momentum * var.momRate, self.flavour(), stream=stream)
+
+	def flavour(self) -> Flavour:
+		"""The options as the flavour kernels take them."""
+		return Flavour(self.factor, self.epsilon, self.weightDecay, self.centered, self.epsilonInSqrt,
+					   MOMENTUM_TORCH if self.momentum > 0.0 else MOMENTUM_NONE)
 

@@ -1,9 +1,9 @@
 """RMSPropGraves, as PuzzleLib 1.0.3 computes it (Graves 2013, arXiv:1308.0850, eq. 38-41)."""
 from typing import Optional
 
-from .Backend import gpuarray
-from .Kernels import MOMENTUM_IN_LR, Flavour, flavourUpdate
+from .Kernels import MOMENTUM_IN_LR, Flavour, flavourUpdate, quant8Update
 from .Optimizer import Optimizer
+from .Quantized8 import stateZeros
 from .Validation import Range
 
 
@@ -34,9 +34,11 @@ class RMSPropGraves(Optimizer):
 		self.setAttr("epsilon", epsilon)
 
 	def setupState(self, var):
-		return {key: gpuarray.zeros(var.data.shape, dtype=var.data.dtype) for key in ("mg", "ms", "delta")}
+		return {key: stateZeros(var.data.shape, var.data.dtype, self.stateBits, signed=key != "ms")
+				for key in ("mg", "ms", "delta")}
 
 	def updateVar(self, var, state, stream=None):
 		flavour = Flavour(self.alpha, self.epsilon, centered=True, epsilonInSqrt=True, momentumMode=MOMENTUM_IN_LR)
-		flavourUpdate(var.data, var.grad, state["ms"], state["mg"], state["delta"], self.learnRate * var.learnRate,
+		update = quant8Update if self.stateBits == 8 else flavourUpdate
+		update(var.data, var.grad, state["ms"], state["mg"], state["delta"], self.learnRate * var.learnRate,
 					  self.momRate * var.momRate, flavour, stream=stream)

@@ -156,6 +156,16 @@ class CpuBackend:
 							 float(f.weightDecay), int(f.centered), int(f.epsilonInSqrt), int(f.momentumMode),
 							 int(Config.cpuThreads))
 
+	def quant8(self, table: LaunchTable, f, stream=None) -> None:
+		"""The update with 8-bit state (any flavour) for every row of ``table`` (Quant8Entry rows)."""
+		self.kernels.quant8(table.address, len(table.rows), table.code, float(f.factor), float(f.epsilon),
+							float(f.weightDecay), int(f.centered), int(f.epsilonInSqrt), int(f.momentumMode),
+							int(Config.cpuThreads))
+
+	def quant8Traffic(self, table: LaunchTable, stream=None) -> None:
+		"""Benchmark reference: the 8-bit update's traffic over ``table`` (float32, ms only) without its math."""
+		self.kernels.quant8Traffic(table.address, len(table.rows), 0, int(Config.cpuThreads))
+
 	def anyNonFinite(self, tables) -> bool:
 		"""Whether any grad in the tables holds inf or NaN (a vectorized, threaded pass over the grads)."""
 		threads = int(Config.cpuThreads)

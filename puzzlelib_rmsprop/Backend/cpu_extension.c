@@ -89,23 +89,37 @@ static PyObject *traffic(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 }
 
 
-static PyObject *flavour(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* Parses (tableAddress, count, code, factor, epsilon, weightDecay, centered, epsilonInSqrt, momentumMode, threads),
+   the arguments of the flavour and 8-bit passes; 0 on error. */
+static int flavourArgs(PyObject *const *args, Py_ssize_t nargs, const char *name, void **table, long *count, long *code,
+					   RMSPropFlavour *f, long *threads)
 {
-	(void)self;
 	if (nargs != 10)
 	{
-		PyErr_SetString(PyExc_TypeError, "flavour(tableAddress, count, combo, factor, epsilon, weightDecay, centered, "
-						"epsilonInSqrt, momentumMode, threads) takes 10 arguments");
-		return NULL;
+		PyErr_Format(PyExc_TypeError, "%s(tableAddress, count, code, factor, epsilon, weightDecay, centered, "
+					 "epsilonInSqrt, momentumMode, threads) takes 10 arguments", name);
+		return 0;
 	}
 
-	void *table = PyLong_AsVoidPtr(args[0]);
-	long count = PyLong_AsLong(args[1]), combo = PyLong_AsLong(args[2]), threads = PyLong_AsLong(args[9]);
-	RMSPropFlavour f = {
+	*table = PyLong_AsVoidPtr(args[0]);
+	*count = PyLong_AsLong(args[1]);
+	*code = PyLong_AsLong(args[2]);
+	*threads = PyLong_AsLong(args[9]);
+	*f = (RMSPropFlavour){
 		(float)PyFloat_AsDouble(args[3]), (float)PyFloat_AsDouble(args[4]), (float)PyFloat_AsDouble(args[5]),
 		(int)PyLong_AsLong(args[6]), (int)PyLong_AsLong(args[7]), (int)PyLong_AsLong(args[8])
 	};
-	if (PyErr_Occurred())
+	return !PyErr_Occurred();
+}
+
+
+static PyObject *flavour(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	void *table;
+	long count, combo, threads;
+	RMSPropFlavour f;
+	if (!flavourArgs(args, nargs, "flavour", &table, &count, &combo, &f, &threads))
 		return NULL;
 	if (combo < RMSPROP_FLAVOUR_FLOAT32 || combo > RMSPROP_FLAVOUR_BFLOAT16_STATE32)
 	{
@@ -117,6 +131,94 @@ static PyObject *flavour(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 	rmspropHostFlavour((const FlavourEntry *)table, (int)count, (int)combo, &f, (int)threads);
 	Py_END_ALLOW_THREADS
 
+	Py_RETURN_NONE;
+}
+
+
+static PyObject *quant8(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	void *table;
+	long count, dtype, threads;
+	RMSPropFlavour f;
+	if (!flavourArgs(args, nargs, "quant8", &table, &count, &dtype, &f, &threads))
+		return NULL;
+	if (dtype != RMSPROP_FLOAT32 && dtype != RMSPROP_FLOAT16 && dtype != RMSPROP_BFLOAT16)
+	{
+		PyErr_Format(PyExc_ValueError, "quant8: unknown parameter dtype code %ld", dtype);
+		return NULL;
+	}
+
+	Py_BEGIN_ALLOW_THREADS
+	rmspropHostQuant8((const Quant8Entry *)table, (int)count, (int)dtype, &f, (int)threads);
+	Py_END_ALLOW_THREADS
+
+	Py_RETURN_NONE;
+}
+
+
+static PyObject *quant8Traffic(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	void *table;
+	long count, unused, threads;
+	if (!tableArgs(args, nargs, "quant8Traffic(tableAddress, count, 0, threads) takes 4 arguments", &table, &count, &unused, &threads))
+		return NULL;
+
+	Py_BEGIN_ALLOW_THREADS
+	rmspropHostQuant8Traffic((const Quant8Entry *)table, (int)count, (int)threads);
+	Py_END_ALLOW_THREADS
+
+	Py_RETURN_NONE;
+}
+
+
+/* quantize(values, n, codes, scales, signed) and dequantize(codes, scales, n, values, signed): addresses and sizes. */
+static int codecArgs(PyObject *const *args, Py_ssize_t nargs, const char *usage, void **a, long long *n, void **b,
+					 void **c, int *isSigned)
+{
+	if (nargs != 5)
+	{
+		PyErr_SetString(PyExc_TypeError, usage);
+		return 0;
+	}
+	*a = PyLong_AsVoidPtr(args[0]);
+	*n = PyLong_AsLongLong(args[1]);
+	*b = PyLong_AsVoidPtr(args[2]);
+	*c = PyLong_AsVoidPtr(args[3]);
+	*isSigned = PyObject_IsTrue(args[4]);
+	return !PyErr_Occurred();
+}
+
+
+static PyObject *quantize(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	void *values, *codes, *scales;
+	long long n;
+	int isSigned;
+	if (!codecArgs(args, nargs, "quantize(values, n, codes, scales, signed) takes 5 arguments", &values, &n, &codes, &scales, &isSigned))
+		return NULL;
+
+	Py_BEGIN_ALLOW_THREADS
+	rmspropHostQuantize((const float *)values, n, (unsigned char *)codes, (float *)scales, isSigned);
+	Py_END_ALLOW_THREADS
+	Py_RETURN_NONE;
+}
+
+
+static PyObject *dequantize(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	void *codes, *scales, *values;
+	long long n;
+	int isSigned;
+	if (!codecArgs(args, nargs, "dequantize(codes, n, scales, values, signed) takes 5 arguments", &codes, &n, &scales, &values, &isSigned))
+		return NULL;
+
+	Py_BEGIN_ALLOW_THREADS
+	rmspropHostDequantize((const unsigned char *)codes, (const float *)scales, n, (float *)values, isSigned);
+	Py_END_ALLOW_THREADS
 	Py_RETURN_NONE;
 }
 
@@ -142,6 +244,10 @@ static PyObject *openmp(PyObject *self, PyObject *unused)
 static PyMethodDef methods[] = {
 	{"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_FASTCALL, "Apply RMSProp to every row of a tensor table."},
 	{"flavour", (PyCFunction)(void (*)(void))flavour, METH_FASTCALL, "RMSProp flavours over a table of FlavourEntry rows."},
+	{"quant8", (PyCFunction)(void (*)(void))quant8, METH_FASTCALL, "8-bit state update over a table of Quant8Entry rows."},
+	{"quant8Traffic", (PyCFunction)(void (*)(void))quant8Traffic, METH_FASTCALL, "Benchmark reference: the 8-bit update's traffic."},
+	{"quantize", (PyCFunction)(void (*)(void))quantize, METH_FASTCALL, "8-bit codes and block scales of float32 values."},
+	{"dequantize", (PyCFunction)(void (*)(void))dequantize, METH_FASTCALL, "float32 values of 8-bit codes and block scales."},
 	{"nonFinite", (PyCFunction)(void (*)(void))nonFinite, METH_FASTCALL, "Whether any grad in the table is inf or NaN."},
 	{"traffic", (PyCFunction)(void (*)(void))traffic, METH_FASTCALL,
 	 "Benchmark reference: the update's traffic without math (kind 0) or STREAM's triad (kind 1), float32."},

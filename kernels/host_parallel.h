@@ -1,0 +1,29 @@
+/* The host kernels' threading, shared by rmsprop_host.c and rmsprop_host8.c: a table of rows, each with a size in
+ * units (elements, or 8-bit state's blocks), split evenly over OpenMP threads; a span function does the work. */
+#ifndef PUZZLELIB_RMSPROP_HOST_PARALLEL_H
+#define PUZZLELIB_RMSPROP_HOST_PARALLEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rmsprop_update.h"
+
+/* Per-ISA versions chosen at load time, so a portable build still uses AVX2 / AVX-512. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define ISA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef ISA_CLONES
+#define ISA_CLONES
+#endif
+
+typedef struct { float factor, epsilon; int dtype; int *nonFinite; const RMSPropFlavour *flavour; } SpanArgs;
+/* Works on units [start, start + n) of one row. */
+typedef void (*SpanFn)(const void *row, int64_t start, int64_t n, const SpanArgs *args);
+/* rows: count rows of rowBytes; the row's size (int64) at sizeOffset; unit: elements per size unit. */
+typedef struct { const char *rows; int count; size_t rowBytes, sizeOffset; int unit; } Table;
+
+void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int threads);
+
+#endif

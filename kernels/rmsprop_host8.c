@@ -1,0 +1,149 @@
+/* Host kernels for 8-bit state (stateBits=8): every flavour, one pass. Threads split the table by blocks of
+ * QUANT8_BLOCK elements; each block is decoded, updated in float32 (rmspropFlavourStep), and re-encoded with the
+ * scale of its new absolute maximum (quantize8.h). The absolute maximum is taken over the float bits as unsigned
+ * integers: the same order for non-negative floats, a NaN wins (its block turns NaN, as a 32-bit state would), and
+ * it vectorizes, unlike fmaxf.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "half_host.h"
+#include "host_parallel.h"
+#include "quantize8.h"
+#include "rmsprop_host.h"
+
+#define AS_FLOAT(x) (x)
+
+static inline uint32_t absBits(float x)
+{
+	return quant8AsUint(x) & 0x7fffffffu;
+}
+
+/* Encodes n new values of one block into codes and its scale. */
+static inline __attribute__((always_inline)) void encodeBlock(const float *values, int64_t n, unsigned char *codes,
+															  float *scale, uint32_t maxBits, int isSigned)
+{
+	float absmax = quant8AsFloat(maxBits), inverse = quant8Inverse(absmax, isSigned);
+	*scale = quant8Scale(absmax, isSigned);
+	for (int64_t i = 0; i < n; i++)
+		codes[i] = (unsigned char)quant8Encode(values[i], inverse, isSigned);
+}
+
+/* One block of a row, parameters of type P; hasMg and hasMom are constants at every call, so each combination
+   compiles to its own loop with the others' work gone. */
+#define QUANT8_BLOCK_UPDATE(NAME, P, LOAD_P, STORE_P) \
+static inline __attribute__((always_inline)) void NAME(const Quant8Entry *e, int64_t b, const RMSPropFlavour *flavour, \
+													   int hasMg, int hasMom) \
+{ \
+	int64_t lo = b * QUANT8_BLOCK, n = e->size - lo < QUANT8_BLOCK ? e->size - lo : QUANT8_BLOCK; \
+	P *restrict param = (P *)e->param + lo; \
+	const P *restrict grad = (const P *)e->grad + lo; \
+	const unsigned char *restrict cm = e->codes[0] + lo; \
+	const unsigned char *restrict ca = hasMg ? e->codes[1] + lo : cm, *restrict cd = hasMom ? e->codes[2] + lo : cm; \
+	float sm = e->scales[0][b], sa = hasMg ? e->scales[1][b] : 0.0f, sd = hasMom ? e->scales[2][b] : 0.0f; \
+	RMSPropFlavour f = *flavour; \
+	f.centered = hasMg; \
+	f.momentumMode = hasMom ? f.momentumMode : MOMENTUM_NONE; \
+	float m[QUANT8_BLOCK], a[QUANT8_BLOCK], d[QUANT8_BLOCK]; \
+	uint32_t mx = 0, ax = 0, dx = 0; \
+	for (int64_t i = 0; i < n; i++) \
+	{ \
+		float p = LOAD_P(param[i]), mm = quant8Decode(cm[i], sm, 0); \
+		float aa = hasMg ? quant8Decode(ca[i], sa, 1) : 0.0f, dd = hasMom ? quant8Decode(cd[i], sd, 1) : 0.0f; \
+		rmspropFlavourStep(&p, LOAD_P(grad[i]), &mm, &aa, &dd, e->learnRate, e->momentum, &f); \
+		param[i] = STORE_P(p); \
+		m[i] = mm, a[i] = aa, d[i] = dd; \
+		mx = absBits(mm) > mx ? absBits(mm) : mx; \
+		ax = absBits(aa) > ax ? absBits(aa) : ax; \
+		dx = absBits(dd) > dx ? absBits(dd) : dx; \
+	} \
+	encodeBlock(m, n, e->codes[0] + lo, &e->scales[0][b], mx, 0); \
+	if (hasMg) \
+		encodeBlock(a, n, e->codes[1] + lo, &e->scales[1][b], ax, 1); \
+	if (hasMom) \
+		encodeBlock(d, n, e->codes[2] + lo, &e->scales[2][b], dx, 1); \
+}
+
+QUANT8_BLOCK_UPDATE(blockFloat32, float, AS_FLOAT, AS_FLOAT)
+QUANT8_BLOCK_UPDATE(blockFloat16, half_t, halfToFloat, floatToHalf)
+QUANT8_BLOCK_UPDATE(blockBfloat16, bf16_t, bf16ToFloat, floatToBf16)
+
+
+/* Blocks [start, start + n) of one row, with the row's states deciding the combination once. */
+#define QUANT8_SPAN(NAME, BLOCK) \
+ISA_CLONES static void NAME(const void *row, int64_t start, int64_t n, const SpanArgs *args) \
+{ \
+	const Quant8Entry *e = (const Quant8Entry *)row; \
+	int hasMg = e->codes[1] != NULL, hasMom = e->codes[2] != NULL; \
+	for (int64_t b = start; b < start + n; b++) \
+	{ \
+		if (!hasMg && !hasMom) BLOCK(e, b, args->flavour, 0, 0); \
+		else if (hasMg && !hasMom) BLOCK(e, b, args->flavour, 1, 0); \
+		else if (!hasMg) BLOCK(e, b, args->flavour, 0, 1); \
+		else BLOCK(e, b, args->flavour, 1, 1); \
+	} \
+}
+
+QUANT8_SPAN(spanFloat32, blockFloat32)
+QUANT8_SPAN(spanFloat16, blockFloat16)
+QUANT8_SPAN(spanBfloat16, blockBfloat16)
+
+
+#define QUANT8_TABLE(table, count) \
+	((Table){(const char *)(table), (count), sizeof(Quant8Entry), offsetof(Quant8Entry, blocks), QUANT8_BLOCK})
+
+void rmspropHostQuant8(const Quant8Entry *table, int count, int dtype, const RMSPropFlavour *flavour, int threads)
+{
+	SpanArgs args = {0.0f, 0.0f, dtype, NULL, flavour};
+	SpanFn spans[] = {spanFloat32, spanFloat16, spanBfloat16};
+	parallelApply(&QUANT8_TABLE(table, count), spans[dtype], &args, threads);
+}
+
+
+/* The bandwidth limit of the 8-bit update (float32 parameters, ms only): its traffic, read param, grad, codes and
+   scale, write param, codes and scale, with no math to speak of. */
+ISA_CLONES static void trafficSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
+{
+	(void)args;
+	const Quant8Entry *e = (const Quant8Entry *)row;
+	for (int64_t b = start; b < start + n; b++)
+	{
+		int64_t lo = b * QUANT8_BLOCK, count = e->size - lo < QUANT8_BLOCK ? e->size - lo : QUANT8_BLOCK;
+		float *restrict p = (float *)e->param + lo, scale = e->scales[0][b];
+		const float *restrict g = (const float *)e->grad + lo;
+		unsigned char *restrict c = e->codes[0] + lo;
+		for (int64_t i = 0; i < count; i++)
+		{
+			float old = p[i];
+			p[i] = g[i] + (float)c[i];
+			c[i] = (unsigned char)(quant8AsUint(old) >> 24);
+		}
+		e->scales[0][b] = scale + 1.0f;
+	}
+}
+
+void rmspropHostQuant8Traffic(const Quant8Entry *table, int count, int threads)
+{
+	SpanArgs args = {0.0f, 0.0f, RMSPROP_FLOAT32, NULL, NULL};
+	parallelApply(&QUANT8_TABLE(table, count), trafficSpan, &args, threads);
+}
+
+
+void rmspropHostQuantize(const float *values, long long n, unsigned char *codes, float *scales, int isSigned)
+{
+	for (int64_t lo = 0; lo < n; lo += QUANT8_BLOCK)
+	{
+		int64_t count = n - lo < QUANT8_BLOCK ? n - lo : QUANT8_BLOCK;
+		uint32_t maxBits = 0;
+		for (int64_t i = 0; i < count; i++)
+			maxBits = absBits(values[lo + i]) > maxBits ? absBits(values[lo + i]) : maxBits;
+		encodeBlock(values + lo, count, codes + lo, &scales[lo / QUANT8_BLOCK], maxBits, isSigned);
+	}
+}
+
+
+void rmspropHostDequantize(const unsigned char *codes, const float *scales, long long n, float *values, int isSigned)
+{
+	for (int64_t i = 0; i < n; i++)
+		values[i] = quant8Decode(codes[i], scales[i / QUANT8_BLOCK], isSigned);
+}
