@@ -22,6 +22,11 @@
 
 /* Host builds of the tests (tests/cuda_host_shim.h) count the path each iteration takes and check 16-byte
    alignment, which x86 would forgive; on the device these are nothing. */
+/* Kernels that need their warps in lockstep (shuffles) say so; only the host shim acts on it. */
+#ifndef HOST_SHIM_WARP_KERNEL
+#define HOST_SHIM_WARP_KERNEL(kernel)
+#endif
+
 #ifndef HOST_SHIM_TRACE
 #define HOST_SHIM_TRACE(path) ((void)0)
 #define HOST_SHIM_CHECK_ALIGNED(ptr, bytes, what) ((void)0)

@@ -7,6 +7,8 @@
 
 #define RMSPROP_BLOCK 256
 
+#include "rmsprop8.cuh"
+
 struct RMSPropFunctor
 {
 	float factor, epsilon;

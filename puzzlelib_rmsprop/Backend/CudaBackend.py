@@ -286,6 +286,30 @@ class CudaBackend:
 			np.float32(f.epsilon), np.float32(f.weightDecay), int(f.centered), int(f.epsilonInSqrt), int(f.momentumMode)
 		)
 
+	def quant8Grid(self, table: LaunchTable) -> int:
+		"""One warp per block of 8-bit state (QUANT8_BLOCK elements), the grid capped as for the other kernels."""
+		warpsPerBlock = BLOCK // 32
+		blocks = int(table.rows["blocks"].sum())
+		return max(1, min(self.smCount * BLOCKS_PER_SM, -(-blocks // warpsPerBlock)))
+
+	@onBackendThread
+	def quant8(self, table: LaunchTable, f, stream=None) -> None:
+		"""The update with 8-bit state (any flavour) for every row of ``table`` (Quant8Entry rows): one launch."""
+		if len(table.rows) == 0:
+			return
+		kernel = self.kernel("quant8" + KERNEL_NAMES[table.dtype], "Pifffii")
+		kernel.prepared_async_call(
+			(self.quant8Grid(table), 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), np.float32(f.factor),
+			np.float32(f.epsilon), np.float32(f.weightDecay), int(f.epsilonInSqrt), int(f.momentumMode)
+		)
+
+	@onBackendThread
+	def quant8Traffic(self, table: LaunchTable, stream=None) -> None:
+		"""Benchmark reference: the 8-bit update's traffic (float32 parameters, ms only) without its math."""
+		if len(table.rows) > 0:
+			kernel = self.kernel("quant8TrafficFloat32", "Pi")
+			kernel.prepared_async_call((self.quant8Grid(table), 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows))
+
 	@onBackendThread
 	def anyNonFinite(self, tables) -> bool:
 		"""Whether any grad in the tables holds inf or NaN: one check kernel per table into a device flag, then
