@@ -240,3 +240,105 @@ def test_flavour_kernels(hostCuda, combo, options):
 	for t, want in zip(tensors, wants):
 		for got, expected in zip([t[0], t[2], t[3], t[4]], want):
 			np.testing.assert_array_equal(got, expected)
+
+
+# Warp-synchronous execution (cuda_host_shim.h, HOST_SHIM_WARP_KERNEL): tests/cuda_on_host/warp_test.cu's kernels,
+# built with the shim's own lane switch and with ucontext, against NumPy.
+
+@pytest.fixture(scope="module", params=["switch", "ucontext"])
+def hostWarp(request, tmp_path_factory):
+	compiler = shutil.which("g++") or shutil.which("c++")
+	if compiler is None or not (CUDA_INCLUDE / "cuda_fp16.h").is_file():
+		pytest.skip("needs a C++ compiler and the CUDA headers in %s" % CUDA_INCLUDE)
+	library = tmp_path_factory.mktemp("hostwarp") / ("hostwarp-%s.so" % request.param)
+	defines = ["-DHOST_SHIM_UCONTEXT"] if request.param == "ucontext" else []
+	subprocess.run([compiler, "-std=c++17", "-O2", "-ffp-contract=off", "-shared", "-fPIC", *defines, "-I", str(CUDA_INCLUDE),
+					"-I", str(HERE), "-o", str(library), str(HERE / "host_warp.cpp")], check=True)
+	lib = ctypes.CDLL(str(library))
+	lib.hostWarpReduce.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_uint] * 2
+	lib.hostWarpShuffles.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
+	lib.hostWarpSyncwarp.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint] * 2
+	lib.hostWarpFaulting.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+	lib.hostLastFault.restype = ctypes.c_char_p
+	return lib
+
+
+def lastFault(lib):
+	fault = lib.hostLastFault()
+	return None if fault is None else fault.decode()
+
+
+def warpShufflesExpected(x, d, rotations):
+	"""warp_test.cu's warpShuffles from the CUDA documentation's definitions, lane by lane."""
+	out, dOut = np.zeros((x.size, 12), np.uint32), np.zeros_like(d)
+	for base in range(0, x.size, 32):
+		v, dv = x[base:base + 32], d[base:base + 32]
+		ballot = int(sum(1 << lane for lane in range(32) if v[lane] & 1))
+		for lane in range(32):
+			start = lambda width: lane // width * width
+			xor16, up, down = lane ^ 24, lane - 3, lane + 3
+			out[base + lane] = [
+				v[5], v[(lane + 1) % 32], v[start(8) + 3], v[lane ^ 8],
+				v[xor16] if xor16 < start(16) + 16 else v[lane],  # a later group's lane: its own value
+				v[up] if up >= start(16) else v[lane], v[down] if down < start(16) + 16 else v[lane],
+				ballot, int(all(v != 0)), int(any(v == 7)), v[31 - lane], v[(lane + rotations) % 32]]
+			dOut[base + lane] = dv[lane ^ 1]
+	return out, dOut
+
+
+@pytest.mark.parametrize("grid, block", [(1, 32), (3, 64), (2, 256)])
+def test_warp_reduction(hostWarp, grid, block):
+	"""The 8-bit state kernel's pattern: a butterfly max over each warp; a sum too, which double counts if a lane
+	reads an operand another lane has already replaced."""
+	rng = np.random.default_rng(block)
+	n = grid * block
+	x, k = rng.standard_normal(n).astype(np.float32), rng.integers(-1000, 1000, n).astype(np.int32)
+	maxOut, sumOut = np.zeros(n, np.float32), np.zeros(n, np.int32)
+	hostWarp.hostWarpReduce(x.ctypes.data, k.ctypes.data, maxOut.ctypes.data, sumOut.ctypes.data, grid, block)
+	assert lastFault(hostWarp) is None
+	np.testing.assert_array_equal(maxOut, np.repeat(x.reshape(-1, 32).max(axis=1), 32))
+	np.testing.assert_array_equal(sumOut, np.repeat(k.reshape(-1, 32).sum(axis=1), 32))
+
+
+@pytest.mark.parametrize("rotations", [1, 5, 32, 33])
+def test_warp_shuffles(hostWarp, rotations):
+	"""Every shuffle kind, sub-warp widths, lanes out of range, ballot/all/any, 8-byte values, and a chain of
+	dependent rotations, in 4 warps of 2 blocks."""
+	rng = np.random.default_rng(rotations)
+	x = rng.integers(1, 2 ** 32, 128, dtype=np.uint64).astype(np.uint32)
+	x[64:96] = 7  # one warp where __all_sync and __any_sync are true
+	d = rng.standard_normal(128)
+	out, dOut = np.zeros((128, 12), np.uint32), np.zeros(128)
+	hostWarp.hostWarpShuffles(x.ctypes.data, d.ctypes.data, out.ctypes.data, dOut.ctypes.data, rotations, 2, 64)
+	assert lastFault(hostWarp) is None
+	want, wantD = warpShufflesExpected(x, d, rotations)
+	np.testing.assert_array_equal(out, want)
+	np.testing.assert_array_equal(dOut, wantD)
+
+
+def test_syncwarp_orders_the_lanes(hostWarp):
+	x = np.arange(64, dtype=np.float32)
+	scratch, out = np.zeros(64, np.float32), np.zeros(64, np.float32)
+	hostWarp.hostWarpSyncwarp(x.ctypes.data, scratch.ctypes.data, out.ctypes.data, 1, 64)
+	assert lastFault(hostWarp) is None
+	np.testing.assert_array_equal(out, 2 * x[np.arange(64) ^ 1])
+
+
+@pytest.mark.parametrize("kernel, block, message", [
+	("warpDiverge", 64, "kernel warpDiverge, block (0, 0, 0), thread (16, 0, 0): the warp diverged: lanes 0-15 returned "
+	 "while lanes 16-31 wait at __shfl_xor_sync"),
+	("warpMismatch", 64, "the warp diverged: lanes 0-15 wait at __syncwarp, lanes 16-31 at __shfl_xor_sync"),
+	("warpPartialMask", 64, "kernel warpPartialMask, block (0, 0, 0), thread (0, 0, 0): __shfl_xor_sync with mask 0x0000ffff"),
+	("warpFaultInLane", 64, "misaligned 4-byte load"),
+	("warpUnmarked", 64, "kernel warpUnmarked, block (0, 0, 0), thread (0, 0, 0): __shfl_xor_sync in a kernel not marked "
+	 "HOST_SHIM_WARP_KERNEL"),
+	("warpDiverge", 48, "kernel warpDiverge: a block of 48 threads"),
+])
+def test_warp_faults_fail_the_launch(hostWarp, kernel, block, message):
+	"""Divergence, mixed intrinsics, a partial mask, a fault inside a lane, a shuffle in an unmarked kernel and a
+	block of no whole warps each end the launch with the reason; the next launch runs normally."""
+	x, out = np.ones(2 * block, np.float32), np.zeros(2 * block, np.float32)
+	hostWarp.hostWarpFaulting(kernel.encode(), x.ctypes.data, out.ctypes.data, 2, block)
+	fault = lastFault(hostWarp)
+	assert fault is not None and message in fault, fault
+	test_warp_reduction(hostWarp, 2, 64)

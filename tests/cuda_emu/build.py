@@ -1,7 +1,8 @@
 """Builds what tests/cuda_emu/run needs, once, under .cache/cuda-emu/ (a lock keeps parallel runs from racing):
 pycuda 2026.1 compiled against the stub libcuda (tests/cuda_stub), and the emulated driver, a libcuda.so.1 made
 of driver/*.cpp plus a generated function for every other entry point cuda.h declares, which fails loudly with
-its name. ``environment()`` is the environment a command runs in."""
+its name. ``environment()`` is the environment a command runs in. The host builds of kernels, and pycuda's cubins
+beside them, live under kernels/<key of the headers they are built with>, so a change to the shim rebuilds them."""
 import fcntl
 import hashlib
 import os
@@ -19,6 +20,9 @@ import stub_pycuda  # noqa: E402
 
 DRIVER_SOURCES = sorted((HERE / "driver").glob("*.cpp"))
 DRIVER_HEADERS = sorted((HERE / "driver").glob("*.h"))
+#: what a host build of a kernel is made of besides its source (tests/cuda_emu/hostbuild.py)
+KERNEL_BUILD_INPUTS = [HERE.parent / "cuda_on_host" / "cuda_host_shim.h", HERE / "driver" / "kernel_host.h",
+					   HERE / "driver" / "emu_abi.h", HERE / "hostbuild.py"] + sorted((HERE / "include").glob("*"))
 
 
 class EmulatorUnavailable(RuntimeError):
@@ -42,6 +46,15 @@ def sourceKey() -> str:
 	for path in DRIVER_SOURCES + DRIVER_HEADERS + [Path(__file__)]:
 		digest.update(path.name.encode() + path.read_bytes())
 	return digest.hexdigest()[:16]
+
+
+def kernelCache() -> Path:
+	"""Host builds (hosts/) and pycuda's cubins (pycuda-cache/), keyed by KERNEL_BUILD_INPUTS: a host build made
+	with an older shim is never loaded (pycuda would find its cubin cached and not run the nvcc route again)."""
+	digest = hashlib.sha256()
+	for path in KERNEL_BUILD_INPUTS:
+		digest.update(path.name.encode() + path.read_bytes())
+	return CACHE / "kernels" / digest.hexdigest()[:16]
 
 
 def buildDriver(libDir: Path) -> None:
@@ -88,8 +101,8 @@ def build():
 		libDir = CACHE / "lib" / sourceKey()
 		if not (libDir / "libcuda.so.1").is_file():
 			buildDriver(libDir)
-		(CACHE / "hosts").mkdir(exist_ok=True)
-		(CACHE / "pycuda-cache").mkdir(exist_ok=True)
+		(kernelCache() / "hosts").mkdir(parents=True, exist_ok=True)
+		(kernelCache() / "pycuda-cache").mkdir(exist_ok=True)
 	return site, libDir
 
 
@@ -106,8 +119,8 @@ def environment(base=None) -> dict:
 		raise EmulatorUnavailable("no nvcc (the emulator compiles kernels with the real one)")
 
 	env["CUDA_EMU_REAL_NVCC"] = realNvcc
-	env["CUDA_EMU_CACHE"] = str(CACHE)
-	env["PYCUDA_CACHE_DIR"] = str(CACHE / "pycuda-cache")
+	env["CUDA_EMU_CACHE"] = str(kernelCache())
+	env["PYCUDA_CACHE_DIR"] = str(kernelCache() / "pycuda-cache")
 	env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libDir), env.get("LD_LIBRARY_PATH")]))
 	if env.get("CUDA_EMU_NO_PYCUDA") != "1":  # =1: the command brings its own pycuda (tests/gpu/device_check.sh)
 		env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))

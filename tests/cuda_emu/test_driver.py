@@ -2,6 +2,7 @@
 only on the emulator (tests/test_cuda_emulated.py starts it there); skipped, with the reason, anywhere else."""
 import ctypes
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,6 +151,97 @@ def test_shared_memory_is_a_compile_error(cuda):
 	with pytest.raises(CompileError) as info:
 		compileKernel('__global__ void tile(float *x) { __shared__ float s[32]; s[0] = x[0]; x[1] = s[0]; }', "tile")
 	assert "__shared___is_not_supported_by_the_host_shim" in info.value.stderr
+
+
+WARP_TEST_SOURCE = Path(__file__).resolve().parents[1] / "cuda_on_host" / "warp_test.cu"
+
+
+@pytest.fixture(scope="module")
+def warpKernels(cuda):
+	"""tests/cuda_on_host/warp_test.cu through pycuda: nvcc for the device, the host build runs the marked kernels
+	warp-synchronously (cuda_host_shim.h)."""
+	from pycuda.compiler import SourceModule
+	return SourceModule(WARP_TEST_SOURCE.read_text(), no_extern_c=True)
+
+
+@pytest.mark.parametrize("order", ["forward", "shuffle"])
+def test_warp_kernels_run_in_lockstep(cuda, warpKernels, order):
+	"""A butterfly max and sum per warp (the 8-bit state kernel's reduction) in 2-D blocks of 2 warps, blocks in
+	either order, and a chain of dependent rotations: right only if every exchange is all-post-then-all-read."""
+	rng = np.random.default_rng(5)
+	n = 4 * 64
+	x, k = rng.standard_normal(n).astype(np.float32), rng.integers(-1000, 1000, n).astype(np.int32)
+	maxOut, sumOut = cuda.mem_alloc(4 * n), cuda.mem_alloc(4 * n)
+	with emu.blockOrder(order, seed=3):
+		warpKernels.get_function("warpReduce")(cuda.In(x), cuda.In(k), maxOut, sumOut, grid=(2, 2), block=(16, 2, 2))
+	np.testing.assert_array_equal(cuda.from_device(maxOut, (n, ), np.float32), np.repeat(x.reshape(-1, 32).max(axis=1), 32))
+	np.testing.assert_array_equal(cuda.from_device(sumOut, (n, ), np.int32), np.repeat(k.reshape(-1, 32).sum(axis=1), 32))
+
+	u, d = rng.integers(0, 2 ** 32, 64, dtype=np.uint64).astype(np.uint32), rng.standard_normal(64)
+	out, dOut = np.zeros((64, 12), np.uint32), np.zeros(64)
+	warpKernels.get_function("warpShuffles")(cuda.In(u), cuda.In(d), cuda.Out(out), cuda.Out(dOut), np.int32(7), block=(64, 1, 1))
+	lanes = np.arange(64)
+	np.testing.assert_array_equal(out[:, 0], u[lanes // 32 * 32 + 5])
+	np.testing.assert_array_equal(out[:, 11], u[lanes // 32 * 32 + (lanes + 7) % 32])
+	np.testing.assert_array_equal(dOut, d[lanes ^ 1])
+
+
+def test_warp_kernel_counts_its_trace(cuda):
+	"""HOST_SHIM_TRACE counts inside lanes too; the kernel is compiled in pycuda's extern "C" { } wrapping."""
+	kernel = compileKernel("""
+#ifndef HOST_SHIM_WARP_KERNEL
+#define HOST_SHIM_WARP_KERNEL(k)
+#define HOST_SHIM_TRACE(path) ((void)0)
+#endif
+__global__ void warpTrace(float *x)
+{
+	unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+	HOST_SHIM_TRACE(scalars);
+	x[i] = __shfl_down_sync(0xffffffffu, x[i], 1);
+}
+HOST_SHIM_WARP_KERNEL(warpTrace)
+""", "warpTrace")
+	x = np.arange(96, dtype=np.float32)
+	emu.clearLaunches()
+	kernel(cuda.InOut(x), grid=(3, 1), block=(32, 1, 1))
+	np.testing.assert_array_equal(x, np.where(np.arange(96) % 32 == 31, np.arange(96), np.arange(96) + 1))
+	assert emu.launchesOf("warpTrace") == [emu.Launch("warpTrace", (3, 1, 1), (32, 1, 1), 0, 96)]
+
+
+@pytest.mark.parametrize("kernel, block, message", [
+	("warpDiverge", 64, "kernel warpDiverge(float*) faulted: kernel warpDiverge, block (0, 0, 0), thread (16, 0, 0): the warp "
+	 "diverged: lanes 0-15 returned while lanes 16-31 wait at __shfl_xor_sync"),
+	("warpPartialMask", 64, "__shfl_xor_sync with mask 0x0000ffff: only full-warp masks"),
+	("warpUnmarked", 64, "__shfl_xor_sync in a kernel not marked HOST_SHIM_WARP_KERNEL"),
+	("warpDiverge", 48, "a block of 48 threads"),
+])
+def test_warp_faults_fail_the_launch(cuda, warpKernels, kernel, block, message):
+	x = cuda.to_device(np.ones(block, np.float32))
+	with emu.deferred(False):
+		assert message in expectError(cuda, ".", warpKernels.get_function(kernel), x, block=(block, 1, 1))
+	test_warp_kernels_run_in_lockstep(cuda, warpKernels, "forward")
+
+
+def test_a_memory_fault_inside_a_lane_fails_the_launch(cuda, warpKernels):
+	"""A lane reads freed memory while the others wait at a shuffle: the fault handler leaves the lane's stack by
+	siglongjmp, the launch fails with the reason, and the next warp launch starts clean."""
+	kernel = compileKernel("""
+#ifndef HOST_SHIM_WARP_KERNEL
+#define HOST_SHIM_WARP_KERNEL(k)
+#endif
+__global__ void warpChase(float **table, float *out)
+{
+	out[threadIdx.x] = __shfl_sync(0xffffffffu, threadIdx.x == 3 ? *table[0] : 0.0f, 3);
+}
+HOST_SHIM_WARP_KERNEL(warpChase)
+""", "warpChase")
+	target, out = cuda.mem_alloc(4), cuda.mem_alloc(4 * 32)
+	table = cuda.to_device(np.array([int(target)], np.uint64))
+	target.free()
+	with emu.deferred(False):
+		message = expectError(cuda, "illegal memory access|faulted", kernel, table, out, block=(32, 1, 1))
+	assert "warpChase(float**, float*)" in message and "freed" in message
+	test_warp_kernels_run_in_lockstep(cuda, warpKernels, "forward")
 
 
 def test_unimplemented_entry_points_fail_loudly_with_their_name(cuda, capfd):

@@ -1,6 +1,7 @@
 /* Included first by every host build of a cubin (tests/cuda_emu/nvcc writes the build): the host shim, and the
  * launcher that turns the emulated driver's argument buffer into a call of each kernel's real signature and runs
- * its grid, block by block (in the order the driver asks) and thread by thread. */
+ * its grid, block by block (in the order the driver asks) and thread by thread, or, for a kernel marked
+ * HOST_SHIM_WARP_KERNEL, warp by warp with the lanes in lockstep at warp intrinsics (cuda_host_shim.h). */
 #ifndef CUDA_EMU_KERNEL_HOST_H
 #define CUDA_EMU_KERNEL_HOST_H
 
@@ -31,12 +32,15 @@ template <typename... A, void (*K)(A...)>
 struct EmuLauncher<void (*)(A...), K>
 {
 	using Args = std::tuple<std::decay_t<A>...>;
+	static inline const char *label = "";  /* the kernel's name, for messages */
 
 	static EmuKernel entry(const char *name)
 	{
 		static_assert(sizeof...(A) <= EMU_MAX_ARGS, "too many kernel parameters for the emulator");
 		EmuKernel k = {};
 		k.name = name;
+		if (*name)
+			label = name;
 		k.paramTypes = emuParamTypes<A...>();
 		k.argCount = sizeof...(A);
 
@@ -70,18 +74,29 @@ struct EmuLauncher<void (*)(A...), K>
 		gridDim = {r->grid[0], r->grid[1], r->grid[2]};
 		blockDim = {r->block[0], r->block[1], r->block[2]};
 		unsigned long long blocks = 1ull * r->grid[0] * r->grid[1] * r->grid[2];
-		unsigned threads = r->block[0] * r->block[1] * r->block[2];
 		hostShimCounters = {0, 0};
 		r->code = 0;
 
+		hostShimKernelName = label;
+		hostShimKernelAddress = reinterpret_cast<void (*)()>(K);
+		hostShimWarp = nullptr;  /* a launch that ended in a signal (the fault handler in module.cpp) leaves it set */
 		try
 		{
-			for (unsigned long long i = 0; i < blocks; i++)
-				for (unsigned t = 0; t < threads; t++)
-				{
-					hostShimSetIndex(r->blockOrder[i], t);
-					std::apply(K, args);
-				}
+			if constexpr (HostShimWarpKernel<K>::name != nullptr)
+			{
+				auto call = [&] { std::apply(K, args); };
+				hostShimRunWarpGrid(HostShimWarpKernel<K>::name, blocks, r->blockOrder, call);
+			}
+			else
+			{
+				unsigned threads = r->block[0] * r->block[1] * r->block[2];
+				for (unsigned long long i = 0; i < blocks; i++)
+					for (unsigned t = 0; t < threads; t++)
+					{
+						hostShimSetIndex(r->blockOrder[i], t);
+						std::apply(K, args);
+					}
+			}
 		}
 		catch (const HostShimFault &e)
 		{
