@@ -177,7 +177,7 @@ extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK) \
 NAME(const Quant8Entry *table, int count, float factor, float epsilon, float weightDecay, int epsilonInSqrt, \
 	 int momentumMode) \
 { \
-	RMSPropFlavour f = {factor, epsilon, weightDecay, 0, epsilonInSqrt, momentumMode}; \
+	RMSPropFlavour f = {factor, epsilon, weightDecay, 0, epsilonInSqrt, momentumMode, QUANT8_VARIANCE_FLOOR}; \
 	quant8Rows<P>(table, count, f); \
 } \
 HOST_SHIM_WARP_KERNEL(NAME)

@@ -44,6 +44,7 @@ static inline __attribute__((always_inline)) void NAME(const Quant8Entry *e, int
 	RMSPropFlavour f = *flavour; \
 	f.centered = hasMg; \
 	f.momentumMode = hasMom ? f.momentumMode : MOMENTUM_NONE; \
+	f.varianceFloor = QUANT8_VARIANCE_FLOOR; \
 	float m[QUANT8_BLOCK], a[QUANT8_BLOCK], d[QUANT8_BLOCK]; \
 	uint32_t mx = 0, ax = 0, dx = 0; \
 	for (int64_t i = 0; i < n; i++) \

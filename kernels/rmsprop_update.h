@@ -40,6 +40,7 @@ typedef struct
 {
 	float factor, epsilon, weightDecay;
 	int centered, epsilonInSqrt, momentumMode;
+	float varianceFloor;  /* 8-bit state only (quantize8.h): centered var >= varianceFloor * ms; 0 otherwise */
 }
 RMSPropFlavour;
 
@@ -55,6 +56,8 @@ RMSPROP_QUALIFIER void rmspropFlavourStep(float *param, float grad, float *ms, f
 		float a = f->factor * *mg + (1.0f - f->factor) * g;
 		*mg = a;
 		var = m - a * a;
+		if (f->varianceFloor != 0.0f)
+			var = var > f->varianceFloor * m ? var : f->varianceFloor * m;
 	}
 
 	float denom = f->epsilonInSqrt ? sqrtf(var + f->epsilon) : sqrtf(var) + f->epsilon;

@@ -72,7 +72,8 @@ def pytest_report_header(config):
 _KERNEL_REPORT = []
 _PACKAGING_REPORT = []
 _EMULATOR_REPORT = []
-_REPORTS = {"CUDA kernels (static SASS checks)": _KERNEL_REPORT, "Packaging (built wheel and sdist)": _PACKAGING_REPORT,
+_QUANT8_REPORT = []
+_REPORTS = {"8-bit state (stateBits=8) against 32-bit state": _QUANT8_REPORT, "CUDA kernels (static SASS checks)": _KERNEL_REPORT, "Packaging (built wheel and sdist)": _PACKAGING_REPORT,
 			"CUDA backend on the emulated driver (tests/cuda_emu)": _EMULATOR_REPORT}
 
 
@@ -86,6 +87,12 @@ def kernelReport():
 def packagingReport():
 	"""Lines tests/test_packaging.py reports (timings, the inner run's summary and skips)."""
 	return _PACKAGING_REPORT
+
+
+@pytest.fixture(scope="session")
+def quant8Report():
+	"""Lines the 8-bit state tests report (accuracies, the soak's figures)."""
+	return _QUANT8_REPORT
 
 
 @pytest.fixture(scope="session")

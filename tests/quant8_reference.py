@@ -7,6 +7,8 @@ import numpy as np
 from reference import flavourStep
 
 BLOCK = 256
+#: centered variance floor of 8-bit state, relative to ms (QUANT8_VARIANCE_FLOOR)
+VARIANCE_FLOOR = 1.0 / 32
 FLOAT_MAX = np.float32(np.finfo(np.float32).max)
 _e, _m = np.arange(256) >> 3, np.arange(256) & 7
 #: the value of every unsigned code: 2^-17 * m for exponent 0, (1 + m / 8) * 2^(e - 15) otherwise
@@ -82,7 +84,7 @@ def step(param, grad, ms, mg, mom, learnRate, momentum, factor, epsilon, **optio
 	shape = param.shape
 	flat = lambda a: None if a is None else a.values()
 	p, m, a, d = flavourStep(param.reshape(-1), grad.reshape(-1), flat(ms), flat(mg), flat(mom), learnRate, momentum,
-							 factor, epsilon, **options)
+							 factor, epsilon, varianceFloor=VARIANCE_FLOOR, **options)
 	for state, new in ((ms, m), (mg, a), (mom, d)):
 		if state is not None:
 			state.codes, state.scales = encode(new, state.signed)

@@ -22,7 +22,7 @@ def weightDecay(grad, param, rate):
 
 
 def flavourStep(param, grad, ms, mg, mom, learnRate, momentum, factor, epsilon, weightDecay=0.0, centered=False,
-				epsilonInSqrt=False, momentumMode=0):
+				epsilonInSqrt=False, momentumMode=0, varianceFloor=0.0):
 	"""kernels/rmsprop_update.h's rmspropFlavourStep in NumPy float32, same operation order: new
 	(param, ms, mg, mom) in the input dtypes (mg, mom may be None)."""
 	f32 = lambda a: None if a is None else np.asarray(a).astype(np.float32)
@@ -37,6 +37,8 @@ def flavourStep(param, grad, ms, mg, mom, learnRate, momentum, factor, epsilon, 
 	if centered:
 		a = fac * a + (np.float32(1.0) - fac) * g
 		var = m - a * a
+		if varianceFloor:  # 8-bit state: var >= varianceFloor * ms
+			var = np.maximum(var, np.float32(varianceFloor) * m)
 	denom = np.sqrt(var + eps) if epsilonInSqrt else np.sqrt(var) + eps
 
 	if momentumMode == 1:

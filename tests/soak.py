@@ -52,10 +52,66 @@ def soak(steps: int, size: int = 1000, useGlobalState: bool = True, seed: int = 
 	return {"steps": steps, "maxAbsError": worst, "bound": bound(steps), "maxAbsParam": float(np.abs(p64).max())}
 
 
+#: 8-bit state: a value in its block's normal range is stored within 1/16 of itself (3 mantissa bits, to nearest)
+QUANT_ERROR = 1.0 / 16
+
+
+def msRatioBounds(factor: float = FACTOR, delta: float = QUANT_ERROR):
+	"""Bounds of ms8 / ms64 for 8-bit state, whatever the gradients. With r the ratio of the ms a step uses
+	(m8 = factor * Q(m8') + (1 - factor) g^2, Q within 1 +- delta) to the exact ms, r' is a weighted mean of
+	(1 +- delta) r and 1, with weight at most ``factor`` on the first: r stays within [R_lo, R_hi], the fixed
+	points (1 - factor) / (1 - factor (1 -+ delta)); the stored (decoded) ms adds one more (1 +- delta)."""
+	low = (1 - factor) / (1 - factor * (1 - delta))
+	high = (1 - factor) / (1 - factor * (1 + delta))
+	return low * (1 - delta), high * (1 + delta), low, high
+
+
+def soak8(steps: int, size: int = 1000, useGlobalState: bool = True, seed: int = 0) -> dict:
+	"""The soak with stateBits=8, on the same gradients as float64 RMSProp. Derived bounds, checked every step:
+	the decoded ms within msRatioBounds() of float64's, elementwise; and since a step with ms r times the exact
+	one is lr g / (sqrt(r ms) + eps), within a factor 1/sqrt(R_hi)..1/sqrt(R_lo) of the exact step, each
+	parameter within kappa * sum |exact steps| of float64's, kappa = max(1/sqrt(R_lo) - 1, 1 - 1/sqrt(R_hi)).
+	Worst cases (every rounding one way, every step); the measured values are far inside (README)."""
+	rng = np.random.default_rng(seed)
+	bag = ParamBag({"w": ((size, ), np.float32)}, rng=rng)
+	opt = RMSProp(learnRate=LEARN_RATE, factor=FACTOR, epsilon=EPSILON, stateBits=8)
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+	var, ms8 = bag.getVar("w"), opt.states["bag.w"]["ms"]
+	ratioLow, ratioHigh, low, high = msRatioBounds()
+	kappa = max(1 / np.sqrt(low) - 1, 1 - 1 / np.sqrt(high))
+
+	p64, ms64, stepSum = var.data.get().astype(np.float64), np.zeros(size), np.zeros(size)
+	worstError, worstMargin, ratios = 0.0, 0.0, [np.inf, 0.0]
+	for step in range(steps):
+		g = (0.5 * np.sin(step / 500.0) - var.data.get() + rng.standard_normal(size)).astype(np.float32)
+		var.grad.set(g)
+		opt.update()
+
+		g64 = g.astype(np.float64)
+		ms64 = FACTOR * ms64 + (1 - FACTOR) * g64 * g64
+		exact = LEARN_RATE * g64 / (np.sqrt(ms64) + EPSILON)
+		p64, stepSum = p64 + exact, stepSum + np.abs(exact)
+
+		error = np.abs(var.data.get() - p64)
+		worstError = max(worstError, float(error.max()))
+		worstMargin = max(worstMargin, float((error / (kappa * stepSum + 1e-6)).max()))
+		ratio = ms8.get() / ms64
+		ratios = [min(ratios[0], float(ratio.min())), max(ratios[1], float(ratio.max()))]
+
+	return {"steps": steps, "maxAbsError": worstError, "errorOverBound": worstMargin, "kappa": float(kappa),
+			"msRatio": ratios, "msRatioBounds": [ratioLow, ratioHigh], "maxAbsParam": float(np.abs(p64).max())}
+
+
 def main():
 	parser = argparse.ArgumentParser(description=__doc__)
 	parser.add_argument("--steps", type=int, default=100_000)
+	parser.add_argument("--state-bits", type=int, choices=[8], default=None, help="the 8-bit state soak")
 	args = parser.parse_args()
+	if args.state_bits == 8:
+		result = soak8(args.steps)
+		print(json.dumps(result))
+		sys.exit(0 if result["errorOverBound"] <= 1 and result["msRatioBounds"][0] <= result["msRatio"][0]
+				 and result["msRatio"][1] <= result["msRatioBounds"][1] else 1)
 	result = soak(args.steps)
 	print(json.dumps(result))
 	sys.exit(0 if result["maxAbsError"] <= result["bound"] else 1)

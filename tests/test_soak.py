@@ -8,3 +8,13 @@ from soak import soak
 def test_short_soak_against_float64(useGlobalState):
 	result = soak(5000, useGlobalState=useGlobalState)
 	assert 0 < result["maxAbsError"] <= result["bound"], result
+
+
+def test_short_soak_with_8_bit_state(quant8Report):
+	"""stateBits=8 against float64 RMSProp: the derived worst-case bounds of tests/soak.py's soak8, every step."""
+	from soak import soak8
+	result = soak8(3000)
+	quant8Report.append("soak, 3000 steps: ms8/ms64 in [%.3f, %.3f] (bound [%.2f, %.2f]); max |param error| %.2g = %.2f of "
+						"its bound" % (*result["msRatio"], *result["msRatioBounds"], result["maxAbsError"], result["errorOverBound"]))
+	assert result["msRatioBounds"][0] <= result["msRatio"][0] <= result["msRatio"][1] <= result["msRatioBounds"][1], result
+	assert 0 < result["errorOverBound"] <= 1, result
