@@ -23,18 +23,24 @@ import build  # noqa: E402
 pytestmark = pytest.mark.emulator
 
 REFERENCE_SUITES = ["tests/test_RMSProp.py", "tests/test_Optimizer.py", "tests/test_flavours.py", "tests/test_Checkpoint.py",
-					"tests/test_Guarantees.py", "tests/test_puzzlelib_parity.py", "tests/test_demo.py", "tests/Backend"]
+					"tests/test_Guarantees.py", "tests/test_puzzlelib_parity.py", "tests/test_demo.py", "tests/Backend",
+					"tests/test_Quantized8.py", "tests/test_Quantized8_training.py"]
 BACKEND_TESTS = ["tests/Backend/test_CudaBackend.py", "tests/cuda_emu/test_driver.py", "tests/test_puzzlelib_cuda_arrays.py"]
 
 #: lines of the CUDA backend that only a real GPU reaches, with the reason (none today)
 GPU_ONLY_LINES = {}
-#: Grid.py's CUDA branches: the pinned staging path, the CUDA-aware path and the device-side division
-GRID_CUDA_LINES = ["return (ary if hasattr(ary, \"__cuda_array_interface__\") else DeviceMemory(ary)), None",
+#: Grid.py's CUDA branches: the pinned staging path (whole buffers and pieces, PuzzleLib's arrays too), the CUDA-aware
+#: path (device views for MPI, the device-side mean, the device receive buffer)
+GRID_CUDA_LINES = ['self.mode, self.host = "aware", None',
+				   'self.host = info._scratch(("pinned", name), padded, self.dtype, pinned=True)',
+				   'return view if hasattr(view, "__cuda_array_interface__") else DeviceMemory(view)',
 				   "getBackend().synchronize([None])",
-				   "import pycuda.driver as driver",
-				   "staging = self._staging[name] = driver.pagelocked_empty(tuple(ary.shape), ary.dtype)",
-				   "staging[...] = ary.get()", "ary.get(staging)", "return staging, lambda: ary.set(staging)",
-				   "getBackend().divide(host, self.gridsize)"]
+				   "self.host[a:b] = source.get().reshape(-1)", "source.get(self.host[a:b].reshape(source.shape))",
+				   "target.set(self.host[a:b].reshape(target.shape))",
+				   "buf = getBackend().zeros((int(size), ), dtype=dtype)",
+				   "import pycuda.driver as driver", "buf = driver.pagelocked_zeros((int(size), ), dtype)",
+				   "backend.driver.memcpy_dtod(backend.pointerOf(target), backend.pointerOf(total), int(total.size) * total.dtype.itemsize)",
+				   "backend.divide(target, self.gridsize)"]
 
 
 class Emulator:
@@ -133,7 +139,8 @@ def test_data_parallel_training_on_the_cuda_backend(emulator, emulatorReport, cu
 	"""mpiexec -n 2 and -n 3, one emulated GPU per rank: gradients through pinned host staging, or handed to MPI as
 	device memory (CUDA-aware MPI; here the device memory is host memory, so any MPI can read it). Deferred: MPI
 	must not read device memory before the kernels that write it are done (it caught that once)."""
-	emulator.pytest("mpiexec -n 2 and -n 3", ["tests/test_Grid.py", "-k", "equals_single or demo_option"], emulatorReport,
+	emulator.pytest("mpiexec -n 2 and -n 3", ["tests/test_Grid.py", "tests/test_Sharding.py", "-k",
+											 "equals_single or demo_option or equals_one_process or continues_on_three"], emulatorReport,
 					PUZZLELIB_RMSPROP_CUDA_AWARE_MPI=cudaAware, CUDA_EMU_DEFERRED="1", CUDA_EMU_BLOCK_ORDER="shuffle")
 
 

@@ -16,6 +16,7 @@ NVCC = shutil.which("nvcc")
 
 
 RMSPROP_KERNELS = ("rmspropFloat32", "rmspropFloat16", "rmspropBfloat16")
+QUANT8_KERNELS = ("quant8Float32", "quant8Float16", "quant8Bfloat16")
 
 
 def cudaTool(name):
@@ -45,7 +46,7 @@ def cubin(request, tmp_path_factory):
 	)
 	assert result.returncode == 0, result.stderr
 	flavours = ("flavourFloat32", "flavourFloat16", "flavourFloat16State32", "flavourBfloat16", "flavourBfloat16State32")
-	for kernel in RMSPROP_KERNELS + flavours + ("weightDecayFloat32", "trafficLimitFloat32", "trafficLimitFloat16"):
+	for kernel in RMSPROP_KERNELS + flavours + QUANT8_KERNELS + ("weightDecayFloat32", "trafficLimitFloat32", "trafficLimitFloat16"):
 		assert "Compiling entry function '%s'" % kernel in result.stderr
 	return request.param, path
 
@@ -87,6 +88,28 @@ def test_sass_uses_128_bit_global_accesses_and_no_local_memory(cubin, kernelRepo
 		assert localBytes[name] == "0"
 		kernelReport.append("%s %s: %s registers, %d x LDG.E.128, %d x STG.E.128, no local memory" % (
 			arch, name, registers[name], len(loads128), len(stores128)))
+
+
+@pytest.mark.nvcc
+def test_sass_of_the_8_bit_state_kernels(cubin, kernelReport):
+	"""stateBits=8: params in and out and grads in by 128-bit packets (two per lane for float32, one for 16-bit; the
+	grads through the read-only path), codes by 64-bit words, everything global (LDG/STG), no local memory."""
+	arch, path = cubin
+	kernels, registers, localBytes = sassByKernel(path)
+
+	for name in QUANT8_KERNELS:
+		ops = kernels[name]
+		packets = 2 if name == "quant8Float32" else 1
+		paramLoads = [op for op in ops if op == "LDG.E.128"]
+		gradLoads = [op for op in ops if op == "LDG.E.128.CONSTANT"]
+		stores128 = [op for op in ops if op.startswith("STG.E.128")]
+		codeWords = [op for op in ops if op in ("LDG.E.64", "STG.E.64")]
+		assert len(paramLoads) >= packets and len(gradLoads) >= packets and len(stores128) >= packets, (name, ops)
+		assert [op for op in ops if op == "STG.E.64"], (name, "codes are not stored as 64-bit words", ops)
+		assert not [op for op in ops if op.split(".")[0] in ("LDL", "STL", "LD", "ST")], (name, "local or generic access", ops)
+		assert localBytes[name] == "0"
+		kernelReport.append("%s %s: %s registers, %d + %d x LDG.E.128 (param, grad), %d x STG.E.128, %d 64-bit code accesses, "
+							"no local memory" % (arch, name, registers[name], len(paramLoads), len(gradLoads), len(stores128), len(codeWords)))
 
 
 @pytest.fixture(scope="module")
