@@ -5,7 +5,8 @@ A subclass overrides only ``setupState(var)`` and ``updateVar(var, state, stream
 - states are keyed by parameter name in both modes (global-state states are views of one buffer), so a
   checkpoint saved in one mode loads in the other;
 - local state also updates all variables of a dtype in one multi-tensor launch (``useStreams=True`` keeps
-  PuzzleLib's per-variable launches on streams).
+  PuzzleLib's per-variable launches on streams);
+- with ``shardState`` (and our MPINodeInfo) each rank keeps and updates only its shard of the state (ZeRO stage 1).
 """
 import logging
 from collections import OrderedDict
@@ -86,11 +87,44 @@ class VariableGroup:
 		return self._gradList.launchTable(backend, self._gradList, self._gradList, 0.0)
 
 
+class ShardPart:
+	"""The part of a variable inside one piece of this rank's shard: views of its data and grad, its multipliers
+	read through from the variable (so a changed ``learnRate`` takes effect as for the whole variable)."""
+
+	def __init__(self, var, data, grad):
+		self.var, self.data, self.grad = var, data, grad
+
+	@property
+	def learnRate(self) -> float:
+		return self.var.learnRate
+
+	@property
+	def momRate(self) -> float:
+		return self.var.momRate
+
+
+class _HostState:
+	"""A host array as Checkpoint reads and writes states: ``get()``, ``shape``, ``dtype``."""
+
+	def __init__(self, ary: np.ndarray):
+		self.ary, self.shape, self.dtype = ary, ary.shape, ary.dtype
+
+	def get(self) -> np.ndarray:
+		return self.ary
+
+
 class Optimizer:
 	"""Base class: set up on a module, then ``zeroGradParams()``, ``net.backward(grad)``, ``update()`` each step.
 
 	``skipNonFinite=True`` skips a step whose gradients hold inf or NaN (params and states untouched, ``t``
-	unchanged) and counts it in ``skippedSteps``; the default keeps PuzzleLib's behaviour (no check)."""
+	unchanged) and counts it in ``skippedSteps``; the default keeps PuzzleLib's behaviour (no check).
+
+	``shardState=True`` (with ``nodeinfo=MPINodeInfo(...)`` and global state): each rank keeps the state of its
+	pieces of each dtype's flat buffer only (``globalStates[dtype]``, the pieces end to end; ``states[name]`` is
+	then empty) and updates only those pieces, between the reduce-scatter of the grads and the all-gather of the
+	parameters, bucket by bucket. ``save`` gathers the state to rank 0, which writes the file; ``load`` reads it on
+	any number of ranks, in either mode. Outside this rank's pieces the grad buffer keeps this rank's own grads
+	after ``update`` (only the owned pieces are averaged)."""
 
 	#: hyperparameter -> allowed range, checked on every assignment (subclasses extend it)
 	attrRules: Dict[str, Range] = {"t": Range(0), "learnRate": Range(0)}
@@ -123,6 +157,9 @@ class Optimizer:
 		self.nodeinfo = nodeinfo
 		self.shardState = bool(shardState)
 		self.groups: Dict[type, VariableGroup] = OrderedDict()
+		self.plans = OrderedDict()        # dtype -> the nodeinfo's ShardPlan of the flat buffers (our MPINodeInfo)
+		self.shardGroups = OrderedDict()  # dtype -> one VariableGroup of ShardParts per bucket (shardState)
+		self._shardGradTables = None
 
 	def setStateBits(self, stateBits: Optional[int]) -> None:
 		"""None keeps the states in their arrays' dtype; 8 stores them as 8-bit codes with one float32 scale per
@@ -166,6 +203,9 @@ class Optimizer:
 			raise OptimizerError("setupOn: this optimizer is already set up on a module; create a new one")
 		if self.nodeinfo is not None and not useGlobalState:
 			raise OptimizerError("setupOn: nodeinfo needs useGlobalState=True")
+		if self.shardState and not self._ourGrid():
+			raise OptimizerError("setupOn: shardState=True needs nodeinfo=puzzlelib_rmsprop.Grid.MPINodeInfo(...) (got %s)" % (
+				"no nodeinfo" if self.nodeinfo is None else type(self.nodeinfo).__name__))
 
 		backend = getBackend()
 		variables = sorted(((names, var) for var, names in mod.getVarTable().items()), key=lambda item: item[0][0])
@@ -219,6 +259,11 @@ class Optimizer:
 			self.shGrads[dtype].register(var.grad.shape, dtype, names[0])
 
 		for dtype in self.shParams:
+			if self._ourGrid():
+				# padded so that every rank's piece of every bucket is equal and aligned (see Grid.ShardPlan)
+				plan = self.plans[dtype] = self.nodeinfo.shardPlan(self.shParams[dtype].size, dtype)
+				assert plan.step % self.stateBlock == 0
+				self.shParams[dtype].size = self.shGrads[dtype].size = plan.padded
 			self.shParams[dtype].build()
 			self.shGrads[dtype].build()
 			self.globalVar[dtype] = Variable(self.shParams[dtype].ary, grad=self.shGrads[dtype].ary)
@@ -242,6 +287,10 @@ class Optimizer:
 			if self.nodeinfo is not None:
 				self.nodeinfo.broadcastBuffer("data", self._broadcastable(globalVar.data))
 
+			if self.shardState:
+				self._setupShard(dtype, groups[dtype])
+				continue
+
 			flatState = self.setupState(globalVar)
 			self.globalStates[dtype] = flatState
 
@@ -249,6 +298,40 @@ class Optimizer:
 				self.states[name] = {key: self.shParams[dtype].view(ary, name) for key, ary in flatState.items()}
 
 		self._makeGroups(groups)
+
+	def _ourGrid(self) -> bool:
+		"""Whether the nodeinfo is our MPINodeInfo (or like it): reduce-scatter, all-gather and shard plans."""
+		return all(hasattr(self.nodeinfo, attr) for attr in ("shardPlan", "reduceScatter", "allGather", "finishGathers"))
+
+	def _varSpans(self, dtype, members):
+		"""(name, variable, offset, size) of each variable in the flat buffer of ``dtype``."""
+		spans = []
+		for name, var in members:
+			shape, offset = self.shParams[dtype].regs[name]
+			spans.append((name, var, offset, int(np.prod(shape, dtype=np.int64))))
+		return spans
+
+	def _setupShard(self, dtype, members) -> None:
+		"""This rank's state (its pieces end to end) and one group of ShardParts per bucket."""
+		plan, rank = self.plans[dtype], self.nodeinfo.index
+		params, grads = self.globalVar[dtype].data, self.globalVar[dtype].grad
+		# setupState sees a variable of the shard's length (views: nothing is allocated for it)
+		flatState = self.setupState(Variable(params[:plan.shardLen], name="shard", grad=grads[:plan.shardLen]))
+		self.globalStates[dtype] = flatState
+		for name, _ in members:
+			self.states[name] = {}
+
+		buckets = []
+		for a, s, p in plan.pieces(rank):
+			names, parts, states = [], [], []
+			for name, var, offset, size in self._varSpans(dtype, members):
+				x, y = max(a, offset), min(a + p, offset + size)
+				if x < y:
+					names.append(name)
+					parts.append(ShardPart(var, params[x:y], grads[x:y]))
+					states.append({key: ary[x - a + s:y - a + s] for key, ary in flatState.items()})
+			buckets.append(VariableGroup(names, parts, states))
+		self.shardGroups[dtype] = buckets
 
 	def _broadcastable(self, data):
 		"""What ``broadcastBuffer`` gets: the array for ours (MPINodeInfo); for PuzzleLib's own nodeinfo
@@ -295,12 +378,15 @@ class Optimizer:
 		then the custom-updater variables. Everything is checked before anything changes."""
 		self._requireSetup("update")
 		backend = getBackend()
+		if self.shardState:
+			self._updateSharded(backend)
+			return
 		launches = {dtype: group.launch(backend) for dtype, group in self.groups.items()}
 
 		for dtype, group in self.groups.items():
 			self._runHooks(group)
 			if self.nodeinfo is not None:
-				self.nodeinfo.sumTensor("grad", self.globalVar[dtype].grad)
+				self.nodeinfo.sumTensor("grad", self.globalVar[dtype].grad)  # ours: padded to its plan at setup
 
 		if self.skipNonFinite and backend.anyNonFinite([group.gradTable(backend) for group in self.groups.values()]):
 			self.skippedSteps += 1
@@ -318,6 +404,48 @@ class Optimizer:
 
 		for name in self.customVars:
 			self.module.getVar(name).update(self.learnRate)
+
+	def _updateSharded(self, backend) -> None:
+		"""Hooks on the full grads; per dtype, the reduce-scatter of the grads bucket by bucket, each bucket's piece
+		updated as soon as its mean is there and then all-gathered (while the next buckets are reduced). With
+		``skipNonFinite`` every bucket is reduced first, and the ranks vote: one decision for all."""
+		info = self.nodeinfo
+		for group in self.groups.values():
+			group._refresh()  # every variable's multipliers checked on every rank, before anything changes
+		for dtype, group in self.groups.items():
+			self._runHooks(group)
+
+		if self.skipNonFinite:
+			for dtype, plan in self.plans.items():
+				for _ in info.reduceScatter("grad", self.globalVar[dtype].grad, plan):
+					pass
+			if info.anyTrue(backend.anyNonFinite(self._shardGradTableList(backend))):
+				self.skippedSteps += 1
+				logger.warning("update %d skipped: a gradient holds inf or NaN (%d skipped so far)", self.t + 1, self.skippedSteps)
+				return
+			reduced = {dtype: range(len(plan.buckets)) for dtype, plan in self.plans.items()}
+		else:
+			reduced = {dtype: info.reduceScatter("grad", self.globalVar[dtype].grad, plan) for dtype, plan in self.plans.items()}
+
+		self.t += 1
+		for dtype, buckets in reduced.items():
+			for k in buckets:
+				var, state = self.shardGroups[dtype][k].launch(backend)
+				if len(var.data) > 0:
+					self.updateVar(var, state)
+				info.allGather("data", self.globalVar[dtype].data, self.plans[dtype], k)
+		info.finishGathers()
+
+	def _shardGradTableList(self, backend):
+		"""Tables of this rank's pieces of every grad buffer, for the non-finite check."""
+		if self._shardGradTables is None:
+			self._shardGradTables = []
+			for dtype, plan in self.plans.items():
+				grads = self.globalVar[dtype].grad
+				pieces = TensorList([grads[a:a + p] for a, _, p in plan.pieces(self.nodeinfo.index)], backend.pointerOf)
+				if len(pieces):
+					self._shardGradTables.append(pieces.launchTable(backend, pieces, pieces, 0.0))
+		return self._shardGradTables
 
 	def _runHooks(self, group: VariableGroup) -> None:
 		for hook in self.hooks:
@@ -341,19 +469,124 @@ class Optimizer:
 
 	def save(self, hdf, name: Optional[str] = None) -> None:
 		"""Writes attrs and states to HDF5 (a path, written atomically, or an open h5py.File / group),
-		in PuzzleLib's layout: ``<name>.attrs/<attr>`` and ``<name>.states/<param>.<state>``."""
-		Checkpoint.save(hdf, name or "", self.getAttrDict(), self.states)
+		in PuzzleLib's layout: ``<name>.attrs/<attr>`` and ``<name>.states/<param>.<state>``.
+
+		With ``shardState`` every rank must call it: the state is gathered to rank 0, which alone writes ``hdf``
+		(atomically, for a path); every rank returns once the file is written, or raises if rank 0 failed."""
+		if not self.shardState:
+			Checkpoint.save(hdf, name or "", self.getAttrDict(), self.states)
+			return
+
+		from .Grid import GridError
+		states, failure = self._gatherShardStates(), None
+		if self.nodeinfo.index == 0:
+			try:
+				Checkpoint.save(hdf, name or "", self.getAttrDict(), states)
+			except BaseException as e:  # noqa: BLE001 (re-raised below, once the other ranks know)
+				failure = e
+		if not self.nodeinfo.broadcastValue("the checkpoint's status", int(failure is None)):
+			if failure is not None:
+				raise failure
+			raise GridError("rank %d of %d: rank 0 could not write the checkpoint %s (see its error)" % (
+				self.nodeinfo.index, self.nodeinfo.gridsize, getattr(hdf, "filename", hdf)))
+
+	def _fullStates(self, dtype, gathered: np.ndarray, unit: int = 1) -> np.ndarray:
+		"""The flat buffer's state from every rank's shard (``gathered``, by rank); ``unit`` elements per value."""
+		plan = self.plans[dtype]
+		full = np.zeros(plan.padded // unit, dtype=gathered.dtype)
+		for rank in range(plan.gridsize):
+			for a, s, p in plan.pieces(rank):
+				full[a // unit:(a + p) // unit] = gathered[rank, s // unit:(s + p) // unit]
+		return full
+
+	def _gatherShardStates(self) -> Optional[Dict]:
+		"""Rank 0: every variable's states, by name, from all the ranks' shards (host arrays); others: None."""
+		info, states = self.nodeinfo, {}
+		for dtype, flatState in self.globalStates.items():
+			spans = self._varSpans(dtype, zip(self.groups[dtype].names, self.groups[dtype].variables))
+			for key, ary in flatState.items():
+				if hasattr(ary, "codes"):  # 8-bit state: its codes and its scales, each gathered
+					from .Quantized8 import QUANT_BLOCK, QuantizedState
+					codes = info.gatherToRoot("state %r" % key, ary.codes.get())
+					scales = info.gatherToRoot("state %r" % key, ary.scales.get())
+					if codes is None:
+						continue
+					codes, scales = self._fullStates(dtype, codes), self._fullStates(dtype, scales, QUANT_BLOCK)
+					for name, var, offset, size in spans:
+						states.setdefault(name, {})[key] = QuantizedState(
+							codes[offset:offset + size], scales[offset // QUANT_BLOCK:-(-(offset + size) // QUANT_BLOCK)],
+							tuple(var.data.shape), ary.signed)
+					continue
+				gathered = info.gatherToRoot("state %r" % key, ary.get())
+				if gathered is None:
+					continue
+				full = self._fullStates(dtype, gathered)
+				for name, var, offset, size in spans:
+					states.setdefault(name, {})[key] = _HostState(full[offset:offset + size].reshape(var.data.shape))
+		return states if info.index == 0 else None
 
 	def load(self, hdf, name: Optional[str] = None) -> None:
 		"""Reads what save() wrote, or what PuzzleLib's save wrote in either state mode (its global-state files,
 		keyed by dtype, are mapped to the variables through the module's layout); checks everything first."""
 		layout = GlobalLayout([(np.dtype(dtype), [(n, tuple(v.data.shape)) for n, v in zip(group.names, group.variables)])
 							   for dtype, group in self.groups.items()])
-		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self.states, type(self).attrRules,
+		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self._stateTemplates(), type(self).attrRules,
 										type(self).optionalStates, layout)
 
 		for attrName, value in attrs.items():
 			self.setAttr(attrName, value)
+		if self.shardState:
+			self._loadShards(states)
+			return
 		for stateName, entities in states.items():
 			for entityName, value in entities.items():
 				self.states[stateName][entityName].set(value)
+
+	def _stateTemplates(self) -> Dict:
+		"""What Checkpoint checks a file against: the states, or with shardState each variable's full-size states."""
+		if not self.shardState:
+			return self.states
+		templates = {}
+		for dtype, flatState in self.globalStates.items():
+			for name, var in zip(self.groups[dtype].names, self.groups[dtype].variables):
+				templates[name] = {key: self._template(ary, tuple(var.data.shape)) for key, ary in flatState.items()}
+		return templates
+
+	@staticmethod
+	def _template(ary, shape):
+		if hasattr(ary, "codes"):  # 8-bit state: a host QuantizedState of the variable's shape
+			from .Quantized8 import QUANT_BLOCK, QuantizedState
+			size = int(np.prod(shape, dtype=np.int64))
+			return QuantizedState(np.zeros(size, np.uint8), np.zeros(-(-size // QUANT_BLOCK), np.float32), shape, ary.signed)
+		return _HostState(np.zeros(shape, dtype=ary.dtype))
+
+	def _loadShards(self, states: Dict) -> None:
+		"""Gives each piece of this rank's shard its part of the states read (the others keep their values)."""
+		rank = self.nodeinfo.index
+		for dtype, flatState in self.globalStates.items():
+			spans = self._varSpans(dtype, zip(self.groups[dtype].names, self.groups[dtype].variables))
+			for key, ary in flatState.items():
+				quantized = hasattr(ary, "codes")
+				host = ary.get() if not quantized else None
+				for name, var, offset, size in spans:
+					value = states.get(name, {}).get(key)
+					if value is None:
+						continue
+					for a, s, p in self.plans[dtype].pieces(rank):
+						x, y = max(a, offset), min(a + p, offset + size)
+						if x >= y:
+							continue
+						if quantized:
+							from . import Quantized8
+							Quantized8.assign(ary[x - a + s:y - a + s], self._slice(value, x - offset, y - offset))
+						else:
+							host[x - a + s:y - a + s] = np.asarray(value).reshape(-1)[x - offset:y - offset]
+				if not quantized:
+					ary.set(host)
+
+	@staticmethod
+	def _slice(value, a: int, b: int):
+		"""Elements [a, b) of a variable's state read from a file (an ndarray or a host QuantizedState)."""
+		if hasattr(value, "codes"):
+			return value.reshape((value.size, ))[a:b]
+		return np.asarray(value).reshape(-1)[a:b]

@@ -63,8 +63,9 @@ def test_data_parallel_equals_single_process(launcher, n, tmp_path):
 	np.testing.assert_allclose(ranks[0]["errors"][:10], errors[:10], rtol=1e-3)
 
 
-def test_dead_rank_fails_the_job(launcher, tmp_path):
-	result, seconds = runRanks(launcher, 3, "die", tmp_path, timeout=20)
+@pytest.mark.parametrize("mode", ["die", "die-shard"])
+def test_dead_rank_fails_the_job(launcher, tmp_path, mode):
+	result, seconds = runRanks(launcher, 3, mode, tmp_path, timeout=20)
 	assert result.returncode != 0 and seconds < 60
 	assert "rank0.npz" not in os.listdir(tmp_path)
 	# mpich's launcher sees the dead rank and ends the others at once (exit code 7 is the dead rank's own); with a
@@ -72,8 +73,9 @@ def test_dead_rank_fails_the_job(launcher, tmp_path):
 	assert result.returncode in (7, 9, 137, -9), result.returncode
 
 
-def test_hung_rank_gives_a_clear_error(launcher, tmp_path):
-	result, seconds = runRanks(launcher, 2, "hang", tmp_path, timeout=3)
+@pytest.mark.parametrize("mode", ["hang", "hang-shard"])
+def test_hung_rank_gives_a_clear_error(launcher, tmp_path, mode):
+	result, seconds = runRanks(launcher, 2, mode, tmp_path, timeout=3)
 	assert result.returncode != 0 and seconds < 60
 	assert "rank 0 of 2: the reduction of 'grad' did not complete within 3 s; another rank has probably died or hung" in result.stdout + result.stderr
 

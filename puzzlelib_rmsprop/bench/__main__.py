@@ -1,4 +1,4 @@
-"""python -m puzzlelib_rmsprop.bench [--quick] [--out DIR]"""
+"""python -m puzzlelib_rmsprop.bench [--quick] [--out DIR]; under mpiexec, --grid for the data-parallel benchmark"""
 import argparse
 import datetime
 import gc
@@ -72,6 +72,10 @@ def contenders(backend, kind, shapes, dtype, cudaSource=None):
 
 
 def main(argv=None) -> None:
+	if "--grid" in (sys.argv[1:] if argv is None else argv):  # under mpiexec: the data-parallel benchmark (bench/grid.py)
+		from . import grid
+		grid.main(argv)
+		return
 	parser = argparse.ArgumentParser(prog="python -m puzzlelib_rmsprop.bench", description=__doc__)
 	parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats: under a minute")
 	parser.add_argument("--out", type=Path, default=Path("bench-out"), help="where results.json and bandwidth.png go")
