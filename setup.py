@@ -11,7 +11,7 @@ KERNEL_DIR = "kernels"
 # as package data: pyproject.toml maps this package to kernels/
 PACKAGES = find_packages(include=["puzzlelib_rmsprop", "puzzlelib_rmsprop.*"]) + ["puzzlelib_rmsprop.kernels"]
 # -fno-math-errno lets gcc vectorize sqrtf; -ffp-contract=off keeps results equal to a float32 NumPy reference.
-MATH_FLAGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-std=c11"]
+MATH_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-std=c11"]
 OPENMP_FLAGS = ["-fopenmp"]
 
 

@@ -29,11 +29,12 @@ static inline __attribute__((always_inline)) void encodeBlock(const float *value
 		codes[i] = (unsigned char)quant8Encode(values[i], inverse, isSigned);
 }
 
-/* One block of a row, parameters of type P; hasMg and hasMom are constants at every call, so each combination
-   compiles to its own loop with the others' work gone. */
+/* One block of a row, parameters of type P; hasMg, hasMom and plain are constants at every call, so each
+   combination compiles to its own loop with the others' work gone. plain: PuzzleLib's flavour, whose update
+   (rmspropStep, branch-free) vectorizes; the flavour functor's branches keep gcc from vectorizing the others. */
 #define QUANT8_BLOCK_UPDATE(NAME, P, LOAD_P, STORE_P) \
 static inline __attribute__((always_inline)) void NAME(const Quant8Entry *e, int64_t b, const RMSPropFlavour *flavour, \
-													   int hasMg, int hasMom) \
+													   int hasMg, int hasMom, int plain) \
 { \
 	int64_t lo = b * QUANT8_BLOCK, n = e->size - lo < QUANT8_BLOCK ? e->size - lo : QUANT8_BLOCK; \
 	P *restrict param = (P *)e->param + lo; \
@@ -51,7 +52,10 @@ static inline __attribute__((always_inline)) void NAME(const Quant8Entry *e, int
 	{ \
 		float p = LOAD_P(param[i]), mm = quant8Decode(cm[i], sm, 0); \
 		float aa = hasMg ? quant8Decode(ca[i], sa, 1) : 0.0f, dd = hasMom ? quant8Decode(cd[i], sd, 1) : 0.0f; \
-		rmspropFlavourStep(&p, LOAD_P(grad[i]), &mm, &aa, &dd, e->learnRate, e->momentum, &f); \
+		if (plain) \
+			rmspropStep(&p, LOAD_P(grad[i]), &mm, e->learnRate, f.factor, f.epsilon); \
+		else \
+			rmspropFlavourStep(&p, LOAD_P(grad[i]), &mm, &aa, &dd, e->learnRate, e->momentum, &f); \
 		param[i] = STORE_P(p); \
 		m[i] = mm, a[i] = aa, d[i] = dd; \
 		mx = absBits(mm) > mx ? absBits(mm) : mx; \
@@ -76,12 +80,14 @@ ISA_CLONES static void NAME(const void *row, int64_t start, int64_t n, const Spa
 { \
 	const Quant8Entry *e = (const Quant8Entry *)row; \
 	int hasMg = e->codes[1] != NULL, hasMom = e->codes[2] != NULL; \
+	int plain = !hasMg && !hasMom && args->flavour->weightDecay == 0.0f && !args->flavour->epsilonInSqrt; \
 	for (int64_t b = start; b < start + n; b++) \
 	{ \
-		if (!hasMg && !hasMom) BLOCK(e, b, args->flavour, 0, 0); \
-		else if (hasMg && !hasMom) BLOCK(e, b, args->flavour, 1, 0); \
-		else if (!hasMg) BLOCK(e, b, args->flavour, 0, 1); \
-		else BLOCK(e, b, args->flavour, 1, 1); \
+		if (plain) BLOCK(e, b, args->flavour, 0, 0, 1); \
+		else if (!hasMg && !hasMom) BLOCK(e, b, args->flavour, 0, 0, 0); \
+		else if (hasMg && !hasMom) BLOCK(e, b, args->flavour, 1, 0, 0); \
+		else if (!hasMg) BLOCK(e, b, args->flavour, 0, 1, 0); \
+		else BLOCK(e, b, args->flavour, 1, 1, 0); \
 	} \
 }
 

@@ -58,8 +58,10 @@ def contenders(backend, kind, shapes, dtype, cudaSource=None):
 	made = [
 		candidates.ours(backend, shapes, True, dtype),
 		None if single else candidates.ours(backend, shapes, False, dtype),
+		candidates.ours(backend, shapes, True, dtype, stateBits=8),
 		candidates.oursKernel(backend, shapes, dtype),
 		candidates.limit(backend, shapes, dtype),
+		candidates.limit8(backend, shapes, dtype),
 		candidates.triad(backend, shapes, dtype),
 		candidates.naiveNumpy(backend, shapes, dtype),
 		candidates.torchRMSprop(backend, shapes, True, dtype),
@@ -113,7 +115,8 @@ def main(argv=None) -> None:
 		results["workloads"].append({
 			"name": name, "kind": kind, "dtype": np.dtype(dtype).name, "elements": n, "tensors": len(shapes),
 			"results": {c.name: {"seconds": times[c.name], "gbps": c.bytesPerElement * n / times[c.name] / 1e9,
-								 "bytesPerElement": c.bytesPerElement} for c in made},
+								 "bytesPerElement": c.bytesPerElement, **({"stateBytes": c.stateBytes} if c.stateBytes else {})}
+						for c in made},
 		})
 		del made
 		gc.collect()

@@ -16,7 +16,12 @@ LEARN_RATE, FACTOR, EPSILON = 1e-3, 0.9, 1e-5
 class Candidate(NamedTuple):
 	name: str
 	step: Callable[[], None]
-	bytesPerElement: int  # bytes one element's step moves: 3 reads and 2 writes (20 for float32, 10 for float16)
+	bytesPerElement: float  # bytes one element's step moves: 3 reads and 2 writes (20 for float32, 10 for float16)
+	stateBytes: int = 0     # the optimizer's stateNbytes, where it is ours
+
+
+#: 8-bit state moves param in and out, grad in, its code in and out, and a float32 scale in and out per 256
+QUANT8_BYTES = lambda dtype: 3 * np.dtype(dtype).itemsize + 2 + 8 / 256
 
 
 def _host(shapes: List[Shape], seed: int, positive: bool = False, dtype=np.float32) -> List[np.ndarray]:
@@ -28,17 +33,18 @@ def traffic(dtype) -> int:
 	return 5 * np.dtype(dtype).itemsize
 
 
-def ours(backend, shapes: List[Shape], useGlobalState: bool, dtype=np.float32) -> Candidate:
-	"""The optimizer's public update(), Python overhead included."""
+def ours(backend, shapes: List[Shape], useGlobalState: bool, dtype=np.float32, stateBits=None) -> Candidate:
+	"""The optimizer's public update(), Python overhead included (with 8-bit state for stateBits=8)."""
 	module = Module("bench")
 	for i, (data, grad) in enumerate(zip(_host(shapes, 1, dtype=dtype), _host(shapes, 2, dtype=dtype))):
 		var = Variable(backend.to_gpu(data))
 		var.grad.set(grad)
 		module.setVar("p%04d" % i, var)
 
-	optimizer = RMSProp(learnRate=LEARN_RATE, factor=FACTOR, epsilon=EPSILON)
+	optimizer = RMSProp(learnRate=LEARN_RATE, factor=FACTOR, epsilon=EPSILON, stateBits=stateBits)
 	optimizer.setupOn(module, useGlobalState=useGlobalState)
-	return Candidate("ours (%s)" % ("global" if useGlobalState else "local"), optimizer.update, traffic(dtype))
+	name = "ours%s (%s)" % (" 8-bit state" if stateBits else "", "global" if useGlobalState else "local")
+	return Candidate(name, optimizer.update, QUANT8_BYTES(dtype) if stateBits else traffic(dtype), optimizer.stateNbytes)
 
 
 def oursKernel(backend, shapes: List[Shape], dtype=np.float32) -> Candidate:
@@ -65,6 +71,21 @@ def limit(backend, shapes: List[Shape], dtype=np.float32) -> Candidate:
 	"""Read param, grad, ms and write param, ms with no math: same table, launch and threads as our update."""
 	table, arrays = _flatTable(backend, shapes, dtype)
 	return Candidate("limit (same traffic, no math)", lambda keep=arrays: backend.traffic(table), traffic(dtype))
+
+
+def limit8(backend, shapes: List[Shape], dtype=np.float32) -> Optional[Candidate]:
+	"""The 8-bit state update's traffic (param, grad, codes and scales) with no math, float32 parameters."""
+	if np.dtype(dtype) != np.float32:
+		return None
+	from ..Backend.TensorTable import Quant8Table
+	from ..Quantized8 import encode, QuantizedState
+	param, grad, _ = _flatLists(backend, shapes, 5, dtype)
+	codes, scales = encode(_host([(elements(shapes), )], 6, True)[0], False)
+	ms = QuantizedState(backend.to_gpu(codes), backend.to_gpu(scales), codes.shape, False)
+	table = Quant8Table(backend, param, grad, TensorList([ms], backend.pointerOf)).launchTable(1.0, 0.0)
+	keep = (param, grad, ms)
+	return Candidate("limit 8-bit state (same traffic, no math)", lambda keep=keep: backend.quant8Traffic(table),
+					 QUANT8_BYTES(dtype))
 
 
 def triad(backend, shapes: List[Shape], dtype=np.float32) -> Optional[Candidate]:

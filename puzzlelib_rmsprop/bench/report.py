@@ -4,7 +4,17 @@ from pathlib import Path
 from typing import Dict, List
 
 LIMIT = "limit (same traffic, no math)"
+LIMIT8 = "limit 8-bit state (same traffic, no math)"
 OURS_GLOBAL, OURS_LOCAL, OURS_KERNEL = "ours (global)", "ours (local)", "ours kernel (rmspropKer)"
+OURS8 = "ours 8-bit state (global)"
+
+
+def _limitFor(results: Dict, entry: Dict):
+	"""The seconds of the limit that moves the same bytes as ``entry``, if this run measured one."""
+	for name in (LIMIT, LIMIT8):
+		if name in results and results[name]["bytesPerElement"] == entry["bytesPerElement"]:
+			return results[name]["seconds"]
+	return None
 
 
 def _fastest(results: Dict, prefix: str):
@@ -16,9 +26,9 @@ def targets(workloads: List[Dict], backend: str) -> List[Dict]:
 	"""The issue's targets, each with the measured value (a ratio) and whether it is met in this run."""
 	out = []
 
-	def add(what, value, goal):
+	def add(what, value, goal, atMost=False):
 		if value is not None:
-			out.append({"target": what, "measured": round(value, 3), "goal": goal, "met": value >= goal})
+			out.append({"target": what, "measured": round(value, 3), "goal": goal, "met": value <= goal if atMost else value >= goal})
 
 	for w in workloads:
 		r = w["results"]
@@ -34,6 +44,12 @@ def targets(workloads: List[Dict], backend: str) -> List[Dict]:
 				add("%s: share of the same-traffic limit" % w["name"], limitShare, 0.9)
 			if backend == "cpu" and w["elements"] == 10 ** 7 and torch:
 				add("%s: times faster than torch.optim.RMSprop" % w["name"], torch / ours, 5.0)
+			if backend == "cpu" and w["elements"] == 10 ** 7 and OURS8 in r:
+				add("%s: 8-bit state update() time / 32-bit (<= 0.8)" % w["name"], r[OURS8]["seconds"] / ours, 0.8, atMost=True)
+				add("%s: 8-bit state, share of its same-traffic limit" % w["name"], _limitFor(r, r[OURS8]) / r[OURS8]["seconds"]
+					if _limitFor(r, r[OURS8]) else None, 0.9)
+				add("%s: 8-bit state bytes / 32-bit (<= 0.27)" % w["name"], r[OURS8]["stateBytes"] / r[OURS_GLOBAL]["stateBytes"],
+					0.27, atMost=True)
 			kernel, puzzlelib = r.get(OURS_KERNEL, {}).get("seconds"), _fastest(r, "PuzzleLib 1.0.3 kernel")
 			if puzzlelib and kernel:
 				add("%s: our kernel, times faster than PuzzleLib's kernel" % w["name"], puzzlelib / kernel, 1.0)
@@ -49,11 +65,10 @@ def table(workloads: List[Dict]) -> str:
 	lines = ["%-22s %-36s %10s %9s %9s %9s" % ("workload", "candidate", "ms/step", "GB/s", "of limit", "ours is")]
 	for w in workloads:
 		r = w["results"]
-		limit = r.get(LIMIT, {}).get("seconds")
 		ours = r.get(OURS_GLOBAL, {}).get("seconds")
 		for name, m in r.items():
-			sameTraffic = m["bytesPerElement"] == r.get(LIMIT, {}).get("bytesPerElement")
-			share = "%8.0f%%" % (100 * limit / m["seconds"]) if limit and sameTraffic else "%9s" % "-"
+			limit = _limitFor(r, m)
+			share = "%8.0f%%" % (100 * limit / m["seconds"]) if limit else "%9s" % "-"
 			speed = "%8.1fx" % (m["seconds"] / ours) if ours and not name.startswith("ours") and name != LIMIT else "%9s" % "-"
 			lines.append("%-22s %-36s %10.3f %9.1f %s %s" % (w["name"], name, 1e3 * m["seconds"], m["gbps"], share, speed))
 		lines.append("")
@@ -80,12 +95,12 @@ def plot(workloads: List[Dict], path: Path, title: str) -> bool:
 					  if name in w["results"] and w.get("dtype", "float32") == dtype]
 			if not points:
 				continue
-			style = dict(linewidth=3, linestyle="--") if name == LIMIT else dict(marker="o" if dtype == dtypes[0] else "s")
+			style = dict(linewidth=3, linestyle="--") if name in (LIMIT, LIMIT8) else dict(marker="o" if dtype == dtypes[0] else "s")
 			ax.plot(*zip(*points), label=name + ("" if len(dtypes) == 1 else " (%s)" % dtype), **style)
 
 	ax.set_xscale("log")
 	ax.set_xlabel("parameters in one tensor (N)")
-	ax.set_ylabel("effective GB/s (5 accesses per parameter: 20 bytes float32, 10 float16; triad: 12)")
+	ax.set_ylabel("effective GB/s (bytes moved per parameter: 20 float32, 10 float16,\n8-bit state 14 float32; triad 12)")
 	ax.set_title(title, fontsize=9)
 	ax.grid(True, which="both", alpha=0.3)
 	if ax.get_legend_handles_labels()[0]:
