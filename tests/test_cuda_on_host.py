@@ -39,6 +39,8 @@ def hostCuda(tmp_path_factory):
 	lib.hostNonFinite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
 	lib.hostFlavour.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_float,
 								ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
+	lib.hostQuant8.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_float,
+							   ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
 	lib.hostLastFault.restype = ctypes.c_char_p
 	return FaultChecked(lib)
 
@@ -74,6 +76,8 @@ class HostGrid:
 
 	def refreshTable(self, table):
 		pass
+
+	pointerOf = staticmethod(pointerOf)
 
 
 def toBfloat16Bits(x):
@@ -240,6 +244,45 @@ def test_flavour_kernels(hostCuda, combo, options):
 	for t, want in zip(tensors, wants):
 		for got, expected in zip([t[0], t[2], t[3], t[4]], want):
 			np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("grid, block", [(1, 32), (3, 64), (5, 256)])
+def test_8_bit_state_kernels(hostCuda, dtype, grid, block):
+	"""rmsprop8.cuh's kernels (warps in lockstep through the shim) on a Quant8Table of the library, every state, rows
+	of 1, 255 and 1000 elements and one whose parameters are off the 16-byte grid (the scalar path), against the
+	independent reference of tests/quant8_reference.py, bit for bit over two steps."""
+	import quant8_reference as ref
+	from puzzlelib_rmsprop.Backend.TensorTable import Quant8Table
+	from puzzlelib_rmsprop.Quantized8 import QuantizedState
+
+	store, encode, decode = storage(dtype)
+	rng = np.random.default_rng(block)
+	sizes, rates, momenta, offsets = [1, 255, 1000, 300], [1e-2, 2e-3, 1e-2, 5e-3], [0.9, 0.5, 0.9, 0.7], [0, 0, 0, 1]
+	tensors, wants = [], []
+	for n, offset in zip(sizes, offsets):
+		p, g = (np.ascontiguousarray(encode(rng.standard_normal(n + offset).astype(np.float32)).astype(store))[offset:] for _ in range(2))
+		states = [ref.Quantized((1 + rng.random(n)).astype(np.float32), False)] + \
+				 [ref.Quantized((0.1 * rng.standard_normal(n)).astype(np.float32), True) for _ in range(2)]
+		ours = [QuantizedState(s.codes.copy(), s.scales.copy(), (n, ), s.signed) for s in states]
+		tensors.append((p, g, ours))
+		wants.append((decode(p).copy(), states))
+
+	lists = [TensorList([t[0] for t in tensors], pointerOf), TensorList([t[1] for t in tensors], pointerOf)] + \
+			[TensorList([t[2][k] for t in tensors], pointerOf) for k in range(3)]
+	table = Quant8Table(HostGrid(grid, block), *lists).launchTable(rates, momenta)
+	for _ in range(2):
+		hostCuda.hostQuant8(DTYPE_CODES[dtype], table.address, len(table.rows), 0.9, 1e-4, 0.01, 1, 1, grid, block)
+		for i, ((p, g, _), (want, states)) in enumerate(zip(tensors, wants)):
+			new = ref.step(want, decode(g), *states, rates[i], momenta[i], 0.9, 1e-4, weightDecay=0.01, centered=True,
+						   epsilonInSqrt=True, momentumMode=1)
+			wants[i] = (decode(encode(new)), states)
+
+	for (p, _, ours), (want, states) in zip(tensors, wants):
+		np.testing.assert_array_equal(decode(p), want)
+		for got, state in zip(ours, states):
+			np.testing.assert_array_equal(got.scales, state.scales)
+			np.testing.assert_array_equal(got.codes, state.codes)
 
 
 # Warp-synchronous execution (cuda_host_shim.h, HOST_SHIM_WARP_KERNEL): tests/cuda_on_host/warp_test.cu's kernels,

@@ -212,6 +212,9 @@ def test_empty_tables_launch_nothing(cuda):
 	empty = [cuda.zeros((0, ), np.float32) for _ in range(4)]
 	flavourUpdate(empty[0], empty[1], empty[2], None, empty[3], 1e-3, 0.9, Flavour(0.9, 1e-5, momentumMode=1))
 	update(cuda, [np.zeros(0, np.float32)] * 3, 0)
+	from puzzlelib_rmsprop.Kernels import quant8Update
+	from puzzlelib_rmsprop.Quantized8 import zeros
+	quant8Update(empty[0], empty[1], zeros((0, ), False, cuda), None, None, 1e-3, 0.0, Flavour(0.9, 1e-5))
 	assert not emu.isEmulated() or emu.launches() == []
 
 

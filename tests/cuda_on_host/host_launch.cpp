@@ -50,3 +50,10 @@ extern "C" void hostFlavour(int combo, const FlavourEntry *table, int count, flo
 										   flavourBfloat16State32};
 	guardedLaunch(grid, block, kernels[combo], table, count, factor, epsilon, weightDecay, centered, epsilonInSqrt, momentumMode);
 }
+
+extern "C" void hostQuant8(int dtype, const Quant8Entry *table, int count, float factor, float epsilon, float weightDecay,
+						   int epsilonInSqrt, int momentumMode, unsigned int grid, unsigned int block)
+{
+	decltype(&quant8Float32) kernels[] = {quant8Float32, quant8Float16, quant8Bfloat16};
+	guardedLaunch(grid, block, kernels[dtype], table, count, factor, epsilon, weightDecay, epsilonInSqrt, momentumMode);
+}
