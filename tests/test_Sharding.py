@@ -270,7 +270,7 @@ def test_grid_benchmark_runs(launcher, tmp_path):
 	assert result.returncode == 0, result.stderr[-3000:]
 	assert result.stdout.count("Grid benchmark: 2 MPI ranks") == 1
 	results = json.loads((tmp_path / "results.json").read_text())
-	assert set(results["seconds"]) == {"MPI_Allreduce alone", "Reduce_scatter_block + Allgather alone",
+	assert set(results["seconds"]) == {"MPI_Allreduce alone", "Reduce_scatter_block + Allgather alone", "averaging alone (MPINodeInfo.sumTensor)",
 									   "replicated step (averaging + update)", "sharded step (averaging + update)",
 									   "update alone, one rank's share"}
 	states = results["stateBytes"]

@@ -3,7 +3,9 @@
 On ResNet-50's parameter list (float32, 25,557,032 elements), in one run, every rank timing the same steps:
 
 - ``MPI_Allreduce`` alone (in place, blocking) on a buffer of the same (padded) size: the reference;
-- ``Reduce_scatter_block + Allgather`` alone, one bucket, no update: what the sharded step's communication costs;
+- ``Reduce_scatter_block + Allgather`` alone, blocking, one piece per rank, no update;
+- the averaging alone: ``MPINodeInfo.sumTensor`` on that buffer (bucketed non-blocking reduce-scatter, the mean,
+  all-gather), no update: the communication both optimizer steps below contain;
 - the replicated step: ``RMSProp(nodeinfo=MPINodeInfo()).update()``, the gradients averaged by the bucketed
   reduce-scatter and all-gather, then every rank updating every parameter;
 - the sharded step: ``RMSProp(nodeinfo=..., shardState=True).update()``, each rank updating its pieces between the
@@ -92,6 +94,11 @@ def main(argv=None) -> None:
 	def allreduce():
 		info.comm.Allreduce(info.MPI.IN_PLACE, flat, op=info.MPI.SUM)
 
+	averaged = flat.copy()
+
+	def averaging():
+		info.sumTensor("bench", averaged)
+
 	def reduceScatterAllgather():
 		info.comm.Reduce_scatter_block(flat, shard, op=info.MPI.SUM)
 		info.comm.Allgather(shard, flat)
@@ -103,6 +110,7 @@ def main(argv=None) -> None:
 	local.setupOn(shareModule, useGlobalState=True)
 
 	steps = {"MPI_Allreduce alone": allreduce, "Reduce_scatter_block + Allgather alone": reduceScatterAllgather,
+			 "averaging alone (MPINodeInfo.sumTensor)": averaging,
 			 "replicated step (averaging + update)": replicated.update, "sharded step (averaging + update)": sharded.update,
 			 "update alone, one rank's share": local.update}
 	samples = timeSteps(info, steps, repeats, sync)
