@@ -20,8 +20,9 @@ static inline uint32_t absBits(float x)
 }
 
 /* Encodes n new values of one block into codes and its scale. */
-static inline __attribute__((always_inline)) void encodeBlock(const float *values, int64_t n, unsigned char *codes,
-															  float *scale, uint32_t maxBits, int isSigned)
+static inline __attribute__((always_inline)) void encodeBlock(const float *restrict values, int64_t n,
+															  unsigned char *restrict codes, float *scale, uint32_t maxBits,
+															  int isSigned)
 {
 	float absmax = quant8AsFloat(maxBits), inverse = quant8Inverse(absmax, isSigned);
 	*scale = quant8Scale(absmax, isSigned);
@@ -29,14 +30,15 @@ static inline __attribute__((always_inline)) void encodeBlock(const float *value
 		codes[i] = (unsigned char)quant8Encode(values[i], inverse, isSigned);
 }
 
-/* One block of a row, parameters of type P; hasMg, hasMom and plain are constants at every call, so each
-   combination compiles to its own loop with the others' work gone. plain: PuzzleLib's flavour, whose update
-   (rmspropStep, branch-free) vectorizes; the flavour functor's branches keep gcc from vectorizing the others. */
+/* One block of n elements of a row, parameters of type P; n (a whole block, or a row's last), hasMg, hasMom and
+   plain are constants at every call, so each combination compiles to its own loops with the others' work gone.
+   plain: PuzzleLib's flavour, whose update (rmspropStep, branch-free) vectorizes; the flavour functor's branches
+   keep gcc from vectorizing the others. */
 #define QUANT8_BLOCK_UPDATE(NAME, P, LOAD_P, STORE_P) \
-static inline __attribute__((always_inline)) void NAME(const Quant8Entry *e, int64_t b, const RMSPropFlavour *flavour, \
-													   int hasMg, int hasMom, int plain) \
+static inline __attribute__((always_inline)) void NAME(const Quant8Entry *e, int64_t b, int64_t n, \
+													   const RMSPropFlavour *flavour, int hasMg, int hasMom, int plain) \
 { \
-	int64_t lo = b * QUANT8_BLOCK, n = e->size - lo < QUANT8_BLOCK ? e->size - lo : QUANT8_BLOCK; \
+	int64_t lo = b * QUANT8_BLOCK; \
 	P *restrict param = (P *)e->param + lo; \
 	const P *restrict grad = (const P *)e->grad + lo; \
 	const unsigned char *restrict cm = e->codes[0] + lo; \
@@ -74,7 +76,18 @@ QUANT8_BLOCK_UPDATE(blockFloat16, half_t, halfToFloat, floatToHalf)
 QUANT8_BLOCK_UPDATE(blockBfloat16, bf16_t, bf16ToFloat, floatToBf16)
 
 
-/* Blocks [start, start + n) of one row, with the row's states deciding the combination once. */
+/* The combination of a block, chosen at run time, as a call with constants. */
+#define QUANT8_DISPATCH(BLOCK, e, b, n, flavour, plain, hasMg, hasMom) \
+	do { \
+		if (plain) BLOCK(e, b, n, flavour, 0, 0, 1); \
+		else if (!hasMg && !hasMom) BLOCK(e, b, n, flavour, 0, 0, 0); \
+		else if (hasMg && !hasMom) BLOCK(e, b, n, flavour, 1, 0, 0); \
+		else if (!hasMg) BLOCK(e, b, n, flavour, 0, 1, 0); \
+		else BLOCK(e, b, n, flavour, 1, 1, 0); \
+	} while (0)
+
+/* Blocks [start, start + n) of one row, with the row's states deciding the combination once; whole blocks get
+   loops of a constant 256 iterations (no remainder, unrolled), the row's last block its own size. */
 #define QUANT8_SPAN(NAME, BLOCK) \
 ISA_CLONES static void NAME(const void *row, int64_t start, int64_t n, const SpanArgs *args) \
 { \
@@ -83,11 +96,11 @@ ISA_CLONES static void NAME(const void *row, int64_t start, int64_t n, const Spa
 	int plain = !hasMg && !hasMom && args->flavour->weightDecay == 0.0f && !args->flavour->epsilonInSqrt; \
 	for (int64_t b = start; b < start + n; b++) \
 	{ \
-		if (plain) BLOCK(e, b, args->flavour, 0, 0, 1); \
-		else if (!hasMg && !hasMom) BLOCK(e, b, args->flavour, 0, 0, 0); \
-		else if (hasMg && !hasMom) BLOCK(e, b, args->flavour, 1, 0, 0); \
-		else if (!hasMg) BLOCK(e, b, args->flavour, 0, 1, 0); \
-		else BLOCK(e, b, args->flavour, 1, 1, 0); \
+		int64_t size = e->size - b * QUANT8_BLOCK; \
+		if (size >= QUANT8_BLOCK) \
+			QUANT8_DISPATCH(BLOCK, e, b, QUANT8_BLOCK, args->flavour, plain, hasMg, hasMom); \
+		else \
+			QUANT8_DISPATCH(BLOCK, e, b, size, args->flavour, plain, hasMg, hasMom); \
 	} \
 }
 
