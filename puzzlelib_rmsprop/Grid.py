@@ -119,9 +119,10 @@ class _Buffer:
 							"buffers of the grid's padded size only (16-bit sums are made in float32 on the host)", name, self.dtype)
 
 	def mpi(self, a: int, b: int):
-		"""What MPI reads and writes for elements [a, b)."""
+		"""What MPI reads and writes for elements [a, b). 16-bit host memory as uint16: MPI only copies it (16-bit
+		sums are made in float32), and it has no bfloat16."""
 		if self.mode != "aware":
-			return self.host[a:b]
+			return self.host[a:b].view(np.uint16) if self.dtype.itemsize == 2 else self.host[a:b]
 		view = self.ary[a:b]
 		# mpi4py reads __cuda_array_interface__, which PuzzleLib's arrays lack: describe their memory for it
 		return view if hasattr(view, "__cuda_array_interface__") else DeviceMemory(view)

@@ -5,15 +5,19 @@ def rankAndMean(nodeinfo, value):
 	return nodeinfo.index, nodeinfo.gridsize, nodeinfo.meanValue(value + nodeinfo.index)
 
 
-def halfGradient(rank):
-	"""A rank's float16 gradient for the float16 mean test: values whose float16 sums lose bits."""
+def halfGradient(rank, dtype="float16"):
+	"""A rank's 16-bit gradient for the 16-bit mean test: values whose 16-bit sums lose bits."""
 	import numpy as np
+	if dtype == "bfloat16":
+		from ml_dtypes import bfloat16 as dtype
 	rng = np.random.default_rng(100 + rank)
-	return (rng.uniform(0.5, 2.0, 4099) * rng.choice([1, -1, 1000], 4099)).astype(np.float16)
+	return (rng.uniform(0.5, 2.0, 4099) * rng.choice([1, -1, 1000], 4099)).astype(dtype)
 
 
-def halfMean(nodeinfo):
-	"""This rank's view of the mean of the ranks' float16 gradients, averaged by the node info."""
-	grad = halfGradient(nodeinfo.index)
+def halfMean(nodeinfo, dtype="float16"):
+	"""This rank's view of the mean of the ranks' 16-bit gradients, averaged by the node info (as float32: the
+	values are exact in it, and a bfloat16 array would not unpickle without ml_dtypes imported)."""
+	import numpy as np
+	grad = halfGradient(nodeinfo.index, dtype)
 	nodeinfo.sumTensor("grad", grad)
-	return grad
+	return grad.astype(np.float32)

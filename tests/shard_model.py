@@ -4,7 +4,8 @@ of the final summation.
 
 Variables of odd sizes (they straddle buckets and ranks): ``w1`` (48, 40), ``b1`` (40,), ``w2`` (40, 3), ``b2``
 (3,), ``p`` (601,) with learnRate 0.5 and wc 0.01 (WeightDecay), ``frozen`` (300,) with learnRate 0 (its grad is
-not zero, so an update that ignored the multiplier would move it)."""
+not zero, so an update that ignored the multiplier would move it). ``dtype="mixed"``: ``p`` and ``frozen`` in
+float16 (and no wc: PuzzleLib's WeightDecay is float32-only), the others in float32."""
 import numpy as np
 
 from puzzlelib_rmsprop import RMSProp, RMSPropGraves
@@ -24,9 +25,11 @@ class Model:
 		rng = np.random.default_rng(seed)
 		self.vars = {}
 		for name, shape in SHAPES.items():
-			var = Variable(gpuarray.to_gpu((rng.standard_normal(shape) * 0.3).astype(dtype)), name=name)
+			kind = varDtype(dtype, name)
+			var = Variable(gpuarray.to_gpu((rng.standard_normal(shape) * 0.3).astype(kind)), name=name)
 			self.vars[name] = var
-		self.vars["p"].learnRate, self.vars["p"].wc = 0.5, 0.01
+		self.vars["p"].learnRate = 0.5
+		self.vars["p"].wc = 0.01 if varDtype(dtype, "p") == np.float32 else 0.0
 		self.vars["frozen"].learnRate = 0.0
 
 	def getVarTable(self):
@@ -44,6 +47,13 @@ class Model:
 	def setParams(self, params):
 		for name, value in params.items():
 			self.vars[name].data.set(value.astype(self.vars[name].data.dtype))
+
+
+def varDtype(dtype, name):
+	"""The dtype of variable ``name`` in a model of ``dtype`` (a dtype, or "mixed")."""
+	if isinstance(dtype, str) and dtype == "mixed":
+		return np.dtype(np.float16 if name in ("p", "frozen") else np.float32)
+	return np.dtype(dtype)
 
 
 def data(seed=1):
@@ -72,7 +82,7 @@ def makeOptimizer(kind, options, nodeinfo=None, shardState=False, dtype=np.float
 		opt = RMSPropGraves(learnRate=1e-3, nodeinfo=nodeinfo, shardState=shardState, **options)
 	else:
 		opt = RMSProp(learnRate=1e-3, nodeinfo=nodeinfo, shardState=shardState, **options)
-	if np.dtype(dtype) == np.float32:  # PuzzleLib's WeightDecay is float32-only
+	if varDtype(dtype, "w1") == np.float32:  # PuzzleLib's WeightDecay is float32-only (and skips wc = 0)
 		opt.addHook(WeightDecay(1.0))
 	return opt
 

@@ -18,7 +18,8 @@ from puzzlelib_rmsprop.Grid import MPINodeInfo  # noqa: E402
 
 
 def run(info, spec, out):
-	dtype = np.dtype(spec.get("dtype", "float32"))
+	dtype = spec.get("dtype", "float32")
+	dtype = dtype if dtype == "mixed" else np.dtype(dtype)
 	model = shard_model.Model(dtype)
 	opt = shard_model.makeOptimizer(spec["kind"], spec.get("options", {}), info, spec.get("shard", True), dtype)
 	opt.setupOn(model, useGlobalState=True)
