@@ -46,7 +46,15 @@ class RMSProp(Optimizer):
 	  ``sqrt(ms) + epsilon`` (PuzzleLib, torch);
 	- ``initialMs=0.0``: TF1's RMSPropOptimizer starts ms at 1;
 	- ``weightDecay=0.0``: L2 folded into the gradient as torch does: ``g = grad - weightDecay * param``;
-	- ``stateDtype=None``: ``np.float32`` keeps ms, mg and mom in float32 for float16 (or bfloat16) parameters.
+	- ``stateDtype=None``: ``np.float32`` keeps ms, mg and mom in float32 for float16 (or bfloat16) parameters;
+	- ``stateBits=None``: 8 stores ms, mg and mom as 8-bit codes with one float32 scale per 256 elements, decoded,
+	  updated in float32 and re-encoded in the same pass (about 0.26x the bytes of float32 state; ``stateNbytes``
+	  tells). ms is an unsigned E5M3 float relative to its block's largest value, mg and mom E4M3: see Quantized8.
+	  Unlike bitsandbytes' 8-bit RMSprop, every option works (bitsandbytes refuses centered and ignores momentum).
+	  Where it differs from full-width state: with ``centered`` the variance ms - mg^2 is floored at ms / 32,
+	  which 8-bit ms and mg cannot resolve below (issue 12);
+	- ``shardState=False``: with an MPINodeInfo ``nodeinfo``, each rank keeps and updates only its shard of the
+	  state, between the reduce-scatter of the grads and the all-gather of the parameters (issue 13).
 
 	To reproduce ``torch.optim.RMSprop(lr, alpha, eps, weight_decay, momentum, centered)``: ``RMSProp(learnRate=lr,
 	factor=alpha, epsilon=eps, weightDecay=weight_decay, momentum=momentum, centered=centered)`` with our grad =
@@ -95,8 +103,7 @@ class RMSProp(Optimizer):
 		dtype, shape = self.stateDtype or var.data.dtype, var.data.shape
 		state = {"ms": stateZeros(shape, dtype, self.stateBits, signed=False)}
 		if self.initialMs:
-			state["ms"].set(np.full(shape, self.initialMs, dtype=np.float32).astype(dtype)) if self.stateBits \
-				else state["ms"].fill(self.initialMs)
+			state["ms"].set(np.full(shape, self.initialMs, dtype=np.float32)) if self.stateBits else state["ms"].fill(self.initialMs)
 		if self.centered:
 			state["mg"] = stateZeros(shape, dtype, self.stateBits, signed=True)
 		if self.momentum > 0.0:

@@ -18,6 +18,8 @@ class RMSPropGraves(Optimizer):
 	    param <- param + delta
 
 	States ``mg``, ``ms``, ``delta`` start at 0 and are saved under those names, as PuzzleLib saves them.
+	``stateBits=8`` and ``shardState=True`` (keyword-only) work as in RMSProp: 8-bit state (ms unsigned E5M3, mg and
+	delta E4M3, centered variance floored at ms / 32), and each rank's shard of the state under MPI.
 	"""
 
 	attrRules = {**Optimizer.attrRules, "alpha": Range(0, 1, highOpen=True), "momRate": Range(0, 1, highOpen=True),
