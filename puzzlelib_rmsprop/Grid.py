@@ -293,9 +293,10 @@ class MPINodeInfo:
 				buf.host[a:a + piece] = recv[shard:shard + piece] / divisor  # the one rounding to 16 bits
 			else:
 				np.divide(recv[shard:shard + piece], divisor, out=buf.host[a:a + piece])
-			buf.push(a, a + piece)
-			if gather:  # this rank's piece is in MPI's memory already
+			if gather:  # this rank's piece is in MPI's memory already; finishGathers writes the whole bucket back
 				self._startGather(name, buf, k, plan, pull=False)
+			else:
+				buf.push(a, a + piece)
 			yield k
 
 	def _deviceMean(self, target, total) -> None:
