@@ -21,3 +21,20 @@ def halfMean(nodeinfo, dtype="float16"):
 	grad = halfGradient(nodeinfo.index, dtype)
 	nodeinfo.sumTensor("grad", grad)
 	return grad.astype(np.float32)
+
+
+def saveInto(nodeinfo, path):
+	"""Sets up a sharded optimizer on tests/shard_model.py's model and saves it to ``path``: each rank's outcome, as
+	(exception class name or None, message)."""
+	import os
+	import sys
+	sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+	import shard_model
+	model = shard_model.Model()
+	opt = shard_model.makeOptimizer("rmsprop", {}, nodeinfo, shardState=True)
+	opt.setupOn(model, useGlobalState=True)
+	try:
+		opt.save(path)
+	except Exception as e:  # noqa: BLE001 (the test looks at what each rank raised)
+		return type(e).__name__, str(e)
+	return None, ""

@@ -297,3 +297,52 @@ def test_grid_benchmark_runs(launcher, tmp_path):
 	states = results["stateBytes"]
 	assert states["sharded, per rank (rank 0)"] <= states["total / ranks"] + 256 * 4 and states["replicated, per rank"] >= 2 * states["total / ranks"]
 	assert results["targets"] == []  # --quick evaluates none
+
+
+def test_a_failed_save_raises_on_every_rank(launcher, tmp_path):
+	"""Rank 0 cannot write the file: it raises its own error, the other ranks a GridError saying so (nobody waits)."""
+	from puzzlelib_rmsprop.Grid import runGrid
+	import grid_targets
+
+	missing = str(tmp_path / "no such directory" / "opt.h5")
+	outcomes = runGrid(grid_targets.saveInto, 2, missing, timeout=120)
+	assert outcomes[0][0] == "FileNotFoundError", outcomes
+	assert outcomes[1] == ("GridError", "rank 1 of 2: rank 0 could not write the checkpoint %s (see its error)" % missing)
+	assert runGrid(grid_targets.saveInto, 2, str(tmp_path / "opt.h5"), timeout=120) == [(None, "")] * 2
+
+
+def test_sharded_load_checks_the_file_before_anything_changes(tmp_path):
+	"""One rank, sharded: a checkpoint of another model is refused with every mismatch named; the state is untouched."""
+	from puzzlelib_rmsprop.Errors import OptimizerError
+	from puzzlelib_rmsprop.Grid import MPINodeInfo
+
+	other = shard_model.Model()
+	otherOpt = shard_model.makeOptimizer("rmsprop", {"momentum": 0.9}, None, False)
+	otherOpt.setupOn(other, useGlobalState=True)
+	shard_model.train(other, otherOpt, 3)
+	with h5py.File(tmp_path / "other.h5", "w") as f:
+		otherOpt.save(f)
+		del f[".states"]["w1.ms"]
+		f[".states"].create_dataset("w1.ms", data=np.zeros((3, 3), np.float32))
+
+	model = shard_model.Model()
+	opt = shard_model.makeOptimizer("rmsprop", {"momentum": 0.9}, MPINodeInfo(abortOnError=False, bucketBytes=4096), True)
+	opt.setupOn(model, useGlobalState=True)
+	shard_model.train(model, opt, 2)
+	before = {key: ary.get() for key, ary in opt.globalStates[np.float32].items()}
+	with pytest.raises(OptimizerError, match="state 'w1.ms' is \\(3, 3\\) float32 in the file but \\(48, 40\\) float32 in the optimizer"):
+		opt.load(str(tmp_path / "other.h5"))
+	assert opt.t == 2 and all(np.array_equal(ary.get(), before[key]) for key, ary in opt.globalStates[np.float32].items())
+
+	# the same file with w1.ms restored loads, and gives this rank's pieces the file's values
+	with h5py.File(tmp_path / "other.h5", "a") as f:
+		del f[".states"]["w1.ms"]
+		f[".states"].create_dataset("w1.ms", data=otherOpt.states["w1"]["ms"].get())
+	opt.load(str(tmp_path / "other.h5"))
+	assert opt.t == 3
+	saved = str(tmp_path / "again.h5")
+	opt.save(saved)
+	with h5py.File(saved, "r") as f:
+		for var in shard_model.SHAPES:
+			for key in ("ms", "mom"):
+				np.testing.assert_array_equal(f[".states"]["%s.%s" % (var, key)][()], otherOpt.states[var][key].get())
