@@ -151,6 +151,30 @@ def test_graves_bit_exact_against_reference(useGlobalState):
 	trainAgainstReference(bag, opt, states, 1e-3, 0.9, 0.95, 1e-4, centered=True, epsilonInSqrt=True, momentumMode=2)
 
 
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_hooks_run_before_the_8_bit_update(useGlobalState):
+	"""PuzzleLib's WeightDecay hook (grad -= rate * wc * param) with 8-bit state: the reference with decayed grads."""
+	from puzzlelib_rmsprop.Hooks import WeightDecay
+	bag = ParamBag({"a": ((300, ), np.float32), "b": ((40, ), np.float32)}, rng=np.random.default_rng(8))
+	bag.getVar("a").wc = 0.5
+	opt = RMSProp(learnRate=1e-2, stateBits=8)
+	opt.addHook(WeightDecay(0.1))
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+
+	want = {n: (w, ref.Quantized(np.zeros(w.size, np.float32), False)) for n, w in snapshot(bag).items()}
+	rng = np.random.default_rng(9)
+	for _ in range(4):
+		grads = randomGrads(bag, rng)
+		opt.update()
+		for n, (p, ms) in want.items():
+			wc = bag.getVar(n).wc
+			g = (grads[n] - np.float32(0.1 * wc) * p).astype(np.float32) if wc > 0 else grads[n]
+			want[n] = (ref.step(p, g, ms, None, None, 1e-2, 0.0, 0.9, 1e-5), ms)
+	for n, (p, ms) in want.items():
+		np.testing.assert_array_equal(bag.getVar(n).data.get(), p, err_msg=n)
+		np.testing.assert_array_equal(opt.states["bag." + n]["ms"].codes.get(), ms.codes, err_msg=n)
+
+
 def test_state_bytes(rng):
 	"""Codes (1 byte an element) and one float32 scale per 256: about 0.26x of float32 state for big tensors."""
 	sizes = {"a": 10000, "b": 3, "c": 700}
