@@ -224,10 +224,11 @@ class MPINodeInfo:
 				pause = min(1e-3, pause + 1e-5)
 
 	def _scratch(self, key, size: int, dtype, pinned: bool = False, device: bool = False):
-		"""A reusable buffer of ``size`` elements: host, pinned host (for device staging) or device memory."""
-		key = (key, int(size), np.dtype(dtype), pinned, device)
+		"""A reusable buffer of ``size`` elements: host, pinned host (for device staging) or device memory; one per
+		role, name and dtype (a new size replaces it, so many tensor sizes do not pile buffers up)."""
+		key = (key, np.dtype(dtype), pinned, device)
 		buf = self._scratches.get(key)
-		if buf is None:
+		if buf is None or buf.size != int(size):
 			if device:
 				buf = getBackend().zeros((int(size), ), dtype=dtype)
 				getBackend().synchronize([None])  # the zeroing runs on the stream: done before MPI writes the memory
@@ -274,12 +275,12 @@ class MPINodeInfo:
 		buf.pull()
 		sixteen = buf.dtype.itemsize < 4
 		if sixteen:  # summed in float32: a float32 copy of the whole buffer
-			send = self._scratch(("sum", name), plan.padded, np.float32)
+			send = self._scratch(("sum", name, buf.dtype.str), plan.padded, np.float32)
 			np.copyto(send, buf.host, casting="unsafe")
 			mpiSend = lambda a, b: send[a:b]
 		else:
 			mpiSend = buf.mpi
-		recv = self._scratch(("recv", name), plan.shardLen, np.float32 if sixteen else buf.dtype, device=buf.mode == "aware")
+		recv = self._scratch(("recv", name, buf.dtype.str), plan.shardLen, np.float32 if sixteen else buf.dtype, device=buf.mode == "aware")
 
 		requests = [self.comm.Ireduce_scatter_block(mpiSend(start, start + self.gridsize * piece), recv[shard:shard + piece],
 													op=self.MPI.SUM) for start, shard, piece in plan.buckets]
