@@ -88,12 +88,16 @@ def makeOptimizer(kind, options, nodeinfo=None, shardState=False, dtype=np.float
 
 
 def train(model, opt, steps, rank=0, gridsize=1, poison=None, start=0):
-	"""``steps`` updates; each rank takes its rows of the batch (weighted so the ranks' mean is the batch's mean).
+	"""``steps`` updates; each rank takes its rows of the batch (weighted so the ranks' mean is the batch's mean);
+	``b1``'s multiplier drops at step 12 and the learning rate at step 18.
 	``poison = (step, rank)`` puts an inf into that rank's grad at that step (step counted from 0 over the run)."""
 	rows = np.array_split(np.arange(BATCH), gridsize)[rank]
 	scale = gridsize / BATCH
 	losses = []
 	for step in range(start, start + steps):
+		# a multiplier and the learning rate change mid-run (set again at that step by a resumed run)
+		model.vars["b1"].learnRate = 1.0 if step < 12 else 0.25
+		opt.learnRate = 1e-3 if step < 18 else 5e-4
 		opt.zeroGradParams()
 		grads, loss = descent(model, rows, scale)
 		for name, g in grads.items():
