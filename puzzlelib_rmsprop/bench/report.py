@@ -89,6 +89,7 @@ def plot(workloads: List[Dict], path: Path, title: str) -> bool:
 	names = list(dict.fromkeys(name for w in single for name in w["results"]))
 
 	fig, ax = plt.subplots(figsize=(9, 5.5))
+	ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more candidates than the default cycle's 10 colours
 	for dtype in dtypes:
 		for name in names:
 			points = [(w["elements"], w["results"][name]["gbps"]) for w in single
