@@ -1,4 +1,6 @@
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,32 @@ def randomGrads(bag, rng):
 
 def snapshot(bag):
 	return {name: var.data.get() for name, var in bag.vars.items()}
+
+
+def runMpiJob(command, limit: float) -> subprocess.CompletedProcess:
+	"""Runs an mpiexec ``command`` in its own process group; past ``limit`` seconds kills the group and fails (the
+	job hung)."""
+	process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+	try:
+		stdout, stderr = process.communicate(timeout=limit)
+	except subprocess.TimeoutExpired:
+		os.killpg(process.pid, signal.SIGKILL)
+		process.communicate()
+		pytest.fail("the MPI job was still running after %d s" % limit)
+	return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="session")
+def launcher():
+	"""mpiexec, for the MPI tests; they fail in CI without it and are skipped elsewhere."""
+	try:
+		from puzzlelib_rmsprop.Grid import importMPI, mpiexec
+		importMPI()
+		return mpiexec()
+	except Exception as e:  # noqa: BLE001
+		if os.environ.get("CI"):
+			pytest.fail("MPI is not set up in CI: %s" % e)
+		pytest.skip("MPI unavailable: %s" % e)
 
 
 @pytest.fixture

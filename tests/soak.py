@@ -36,8 +36,18 @@ def soak(steps: int, size: int = 1000, useGlobalState: bool = True, seed: int = 
 	opt.setupOn(bag, useGlobalState=useGlobalState)
 	var = bag.getVar("w")
 
-	p64, ms64 = var.data.get().astype(np.float64), np.zeros(size)
 	worst = 0.0
+	for p64, _, _ in float64Twin(opt, var, steps, rng):
+		worst = max(worst, float(np.abs(var.data.get() - p64).max()))
+
+	return {"steps": steps, "maxAbsError": worst, "bound": bound(steps), "maxAbsParam": float(np.abs(p64).max())}
+
+
+def float64Twin(opt, var, steps: int, rng):
+	"""Trains ``var`` with ``opt`` and the same steps in float64 on the same float32 gradients; yields, after each
+	step, float64's (param, ms, step taken)."""
+	size = var.data.size
+	p64, ms64 = var.data.get().astype(np.float64), np.zeros(size)
 	for step in range(steps):
 		# a drifting target keeps the parameters bounded: grad points back towards it, plus noise
 		g = (0.5 * np.sin(step / 500.0) - var.data.get() + rng.standard_normal(size)).astype(np.float32)
@@ -46,10 +56,9 @@ def soak(steps: int, size: int = 1000, useGlobalState: bool = True, seed: int = 
 
 		g64 = g.astype(np.float64)
 		ms64 = FACTOR * ms64 + (1 - FACTOR) * g64 * g64
-		p64 = p64 + LEARN_RATE * g64 / (np.sqrt(ms64) + EPSILON)
-		worst = max(worst, float(np.abs(var.data.get() - p64).max()))
-
-	return {"steps": steps, "maxAbsError": worst, "bound": bound(steps), "maxAbsParam": float(np.abs(p64).max())}
+		exact = LEARN_RATE * g64 / (np.sqrt(ms64) + EPSILON)
+		p64 = p64 + exact
+		yield p64, ms64, exact
 
 
 #: 8-bit state: a value in its block's normal range is stored within 1/16 of itself (3 mantissa bits, to nearest)
@@ -80,18 +89,9 @@ def soak8(steps: int, size: int = 1000, useGlobalState: bool = True, seed: int =
 	ratioLow, ratioHigh, low, high = msRatioBounds()
 	kappa = max(1 / np.sqrt(low) - 1, 1 - 1 / np.sqrt(high))
 
-	p64, ms64, stepSum = var.data.get().astype(np.float64), np.zeros(size), np.zeros(size)
-	worstError, worstMargin, ratios = 0.0, 0.0, [np.inf, 0.0]
-	for step in range(steps):
-		g = (0.5 * np.sin(step / 500.0) - var.data.get() + rng.standard_normal(size)).astype(np.float32)
-		var.grad.set(g)
-		opt.update()
-
-		g64 = g.astype(np.float64)
-		ms64 = FACTOR * ms64 + (1 - FACTOR) * g64 * g64
-		exact = LEARN_RATE * g64 / (np.sqrt(ms64) + EPSILON)
-		p64, stepSum = p64 + exact, stepSum + np.abs(exact)
-
+	stepSum, worstError, worstMargin, ratios = np.zeros(size), 0.0, 0.0, [np.inf, 0.0]
+	for p64, ms64, exact in float64Twin(opt, var, steps, rng):
+		stepSum += np.abs(exact)
 		error = np.abs(var.data.get() - p64)
 		worstError = max(worstError, float(error.max()))
 		worstMargin = max(worstMargin, float((error / (kappa * stepSum + 1e-6)).max()))

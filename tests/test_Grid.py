@@ -1,7 +1,6 @@
 """Data-parallel training on MPI (mpich from PyPI): equal to one process, identical on every rank, and a dead
 or hung rank fails the job in bounded time."""
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -10,36 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import runMpiJob
 from puzzlelib_rmsprop import demo
 
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.mpi
 
 
-@pytest.fixture(scope="module")
-def launcher():
-	try:
-		from puzzlelib_rmsprop.Grid import importMPI, mpiexec
-		importMPI()
-		return mpiexec()
-	except Exception as e:  # noqa: BLE001
-		if os.environ.get("CI"):
-			pytest.fail("MPI is not set up in CI: %s" % e)
-		pytest.skip("MPI unavailable: %s" % e)
-
-
 def runRanks(launcher, n, mode, out, timeout=600.0, limit=90):
 	"""Runs the ranks; past ``limit`` seconds kills the whole process group and fails (the job hung)."""
 	start = time.monotonic()
-	process = subprocess.Popen([launcher, "-n", str(n), sys.executable, str(HERE / "grid_rank.py"), mode, str(out), str(timeout)],
-							   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-	try:
-		stdout, stderr = process.communicate(timeout=limit)
-	except subprocess.TimeoutExpired:
-		os.killpg(process.pid, signal.SIGKILL)
-		process.communicate()
-		pytest.fail("the MPI job was still running after %d s" % limit)
-	return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), time.monotonic() - start
+	result = runMpiJob([launcher, "-n", str(n), sys.executable, str(HERE / "grid_rank.py"), mode, str(out), str(timeout)], limit)
+	return result, time.monotonic() - start
 
 
 @pytest.mark.parametrize("n", [2, 3])

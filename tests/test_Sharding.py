@@ -11,11 +11,8 @@ may round to a neighbouring float32 at any step: at most about one ulp per step,
 |p| < 2: 6e-6). ATOL = 1e-5 holds that with margin; a real fault (a piece updated twice or not at all, a missing
 all-gather, a frozen variable moved, a multiplier or the mean wrong) moves parameters by about lr = 1e-3 per step."""
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -25,6 +22,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import shard_model  # noqa: E402
+from conftest import runMpiJob  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -35,11 +33,6 @@ ATOL = 1e-5
 ATOL8 = 1e-4
 Q8 = {"stateBits": 8, "momentum": 0.9, "centered": True}
 
-
-def quantized8Ready() -> bool:
-	"""Whether 8-bit state (issue 12: Quantized8.QuantizedState and assign) is in this tree."""
-	from puzzlelib_rmsprop import Quantized8
-	return hasattr(Quantized8, "QuantizedState") and hasattr(Quantized8, "assign")
 
 #: every optimizer flavour, the multipliers, wc through the hook, skipNonFinite, buckets small (variables straddle
 #: buckets and ranks) and one bucket; "poison" puts an inf into the last rank's grad at step 7
@@ -57,35 +50,17 @@ RUNS = [
 	{"name": "bf16-replicated", "kind": "graves", "options": {}, "dtype": "bfloat16", "shard": False},
 	{"name": "mixed", "kind": "rmsprop", "options": {"centered": True}, "dtype": "mixed"},
 	{"name": "mixed-replicated", "kind": "rmsprop", "options": {"centered": True}, "dtype": "mixed", "shard": False},
-] + ([{"name": "q8", "kind": "rmsprop", "options": Q8}, {"name": "q8-replicated", "kind": "rmsprop", "options": Q8, "shard": False},
-	  {"name": "q8-graves", "kind": "graves", "options": {"stateBits": 8}}] if quantized8Ready() else [])
-
-
-@pytest.fixture(scope="module")
-def launcher():
-	try:
-		from puzzlelib_rmsprop.Grid import importMPI, mpiexec
-		importMPI()
-		return mpiexec()
-	except Exception as e:  # noqa: BLE001
-		if os.environ.get("CI"):
-			pytest.fail("MPI is not set up in CI: %s" % e)
-		pytest.skip("MPI unavailable: %s" % e)
+	{"name": "q8", "kind": "rmsprop", "options": Q8}, {"name": "q8-replicated", "kind": "rmsprop", "options": Q8, "shard": False},
+	{"name": "q8-graves", "kind": "graves", "options": {"stateBits": 8}},
+]
 
 
 def runJob(launcher, n, specs, out, limit=120):
 	"""Runs tests/shard_rank.py on ``n`` ranks; past ``limit`` seconds kills the process group and fails."""
 	job = out / ("job%d.json" % n)
 	job.write_text(json.dumps(specs))
-	process = subprocess.Popen([launcher, "-n", str(n), sys.executable, str(HERE / "shard_rank.py"), str(job), str(out)],
-							   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-	try:
-		stdout, stderr = process.communicate(timeout=limit)
-	except subprocess.TimeoutExpired:
-		os.killpg(process.pid, signal.SIGKILL)
-		process.communicate()
-		pytest.fail("the MPI job was still running after %d s" % limit)
-	assert process.returncode == 0, (stdout + stderr)[-4000:]
+	result = runMpiJob([launcher, "-n", str(n), sys.executable, str(HERE / "shard_rank.py"), str(job), str(out)], limit)
+	assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 	return [{name: {key: np.load(out / ("%s.rank%d.npz" % (name, r)))[key] for key in np.load(out / ("%s.rank%d.npz" % (name, r))).files}
 			 for name in [s["name"] for s in specs]} for r in range(n)]
 
@@ -154,11 +129,10 @@ def test_sharded_training_equals_one_process(launcher, n, tmp_path):
 		np.testing.assert_array_equal(ranks[0]["rmsprop"][key], ranks[0]["replicated"][key])
 		for twin in ("half", "bf16", "mixed"):
 			np.testing.assert_array_equal(bits(ranks[0][twin][key]), bits(ranks[0][twin + "-replicated"][key]), err_msg="%s %s" % (twin, key))
-		if quantized8Ready():
-			np.testing.assert_array_equal(ranks[0]["q8"][key], ranks[0]["q8-replicated"][key])
-	if quantized8Ready():  # 8-bit state really (codes and scales), below float32's share with the same three states
-		assert hasattr(single(RUNS[-3], steps=0)[1].globalStates[np.float32]["ms"], "codes")
-		assert ranks[0]["q8"]["stateNbytes"] < 0.5 * ranks[0]["torch"]["stateNbytes"]
+		np.testing.assert_array_equal(ranks[0]["q8"][key], ranks[0]["q8-replicated"][key])
+	# 8-bit state really (codes and scales), below float32's share with the same three states
+	assert hasattr(single(RUNS[-3], steps=0)[1].globalStates[np.float32]["ms"], "codes")
+	assert ranks[0]["q8"]["stateNbytes"] < 0.5 * ranks[0]["torch"]["stateNbytes"]
 	half, bf16 = ranks[0]["half"]["w1"], bits(ranks[0]["bf16"]["w1"])  # npz keeps bfloat16 as 2-byte voids
 	assert half.dtype == np.float16 and not np.array_equal(half, start["w1"].astype(np.float16))
 	assert bf16.dtype == np.uint16 and not np.array_equal(bf16, bits(shard_model.Model("bfloat16").params()["w1"]))
@@ -169,8 +143,6 @@ def test_sharded_training_equals_one_process(launcher, n, tmp_path):
 def test_checkpoint_saved_on_two_ranks_continues_on_three_and_on_one(launcher, tmp_path, bits):
 	from puzzlelib_rmsprop.Grid import MPINodeInfo
 
-	if bits == 8 and not quantized8Ready():
-		pytest.skip("8-bit state (Quantized8.QuantizedState, assign) is not in this tree yet")
 	spec = {"kind": "rmsprop", "options": Q8 if bits == 8 else {"momentum": 0.9, "centered": True}}
 	atol = ATOL8 if bits == 8 else ATOL
 	checkpoint = str(tmp_path / "opt.h5")

@@ -173,7 +173,7 @@ static PyObject *quant8Traffic(PyObject *self, PyObject *const *args, Py_ssize_t
 }
 
 
-/* quantize(values, n, codes, scales, signed) and dequantize(codes, scales, n, values, signed): addresses and sizes. */
+/* quantize(values, n, codes, scales, signed) and dequantize(codes, n, scales, values, signed): addresses and sizes. */
 static int codecArgs(PyObject *const *args, Py_ssize_t nargs, const char *usage, void **a, long long *n, void **b,
 					 void **c, int *isSigned)
 {

@@ -1,19 +1,8 @@
 /* kernels/rmsprop.cu itself, compiled by the host compiler through the shim, with C entry points for ctypes. */
 #include "cuda_host_shim.h"
 #include "rmsprop.cu"
+#include "host_guard.h"
 
-/* A fault (a misaligned packet) ends the launch and is kept here for the test to read, instead of aborting. */
-static thread_local std::string lastFault;
-
-extern "C" const char *hostLastFault(void) { return lastFault.empty() ? nullptr : lastFault.c_str(); }
-
-template <typename... Args>
-static void guardedLaunch(Args... args)
-{
-	lastFault.clear();
-	try { launchOnHost(args...); }
-	catch (const HostShimFault &e) { lastFault = e.what(); }
-}
 
 extern "C" void hostRmsprop(int dtype, const TensorEntry *table, int count, float factor, float epsilon,
 							unsigned int grid, unsigned int block)

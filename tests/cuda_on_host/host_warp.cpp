@@ -1,18 +1,8 @@
 /* tests/cuda_on_host/warp_test.cu compiled by the host compiler through the shim, with C entry points for ctypes. */
 #include "cuda_host_shim.h"
 #include "warp_test.cu"
+#include "host_guard.h"
 
-static thread_local std::string lastFault;
-
-extern "C" const char *hostLastFault(void) { return lastFault.empty() ? nullptr : lastFault.c_str(); }
-
-template <typename... Args>
-static void guardedLaunch(Args... args)
-{
-	lastFault.clear();
-	try { launchOnHost(args...); }
-	catch (const HostShimFault &e) { lastFault = e.what(); }
-}
 
 extern "C" void hostWarpReduce(const float *x, const int *k, float *maxOut, int *sumOut, unsigned grid, unsigned block)
 {
