@@ -71,7 +71,8 @@ fi
 say "pytest with PUZZLELIB_RMSPROP_BACKEND=cuda"
 run env PUZZLELIB_RMSPROP_BACKEND=cuda "$PY" -m pytest -p no:cacheprovider -rs -q tests/Backend tests/test_RMSProp.py \
 	tests/test_Optimizer.py tests/test_flavours.py tests/test_Checkpoint.py tests/test_Guarantees.py tests/test_demo.py \
-	tests/test_puzzlelib_parity.py tests/test_puzzlelib_cuda_arrays.py >"$OUT/pytest.log" 2>&1
+	tests/test_puzzlelib_parity.py tests/test_puzzlelib_cuda_arrays.py tests/test_Quantized8.py tests/test_Quantized8_training.py \
+	>"$OUT/pytest.log" 2>&1
 PYTEST=$?
 say "pytest: $(tail -1 "$OUT/pytest.log") (exit $PYTEST)"
 
