@@ -14,7 +14,7 @@ import numpy as np
 
 from .Errors import OptimizerError
 from .PuzzleLibCheckpoint import GlobalLayout
-from .Quantized8 import FORMATS, QUANT_BLOCK, QuantizedState, blocksOf
+from .Quantized8 import FORMATS, QUANT_BLOCK, QuantizedState, blocksOf, hostArray
 
 logger = logging.getLogger("puzzlelib_rmsprop")
 
@@ -38,13 +38,9 @@ def _writeState(stateGrp, key: str, entity) -> None:
 	if not isinstance(entity, QuantizedState):
 		stateGrp.create_dataset(key, data=entity.get())
 		return
-	codes = stateGrp.create_dataset(key, data=_hostOf(entity.codes).reshape(entity.shape))
+	codes = stateGrp.create_dataset(key, data=hostArray(entity.codes).reshape(entity.shape))
 	codes.attrs["quant8"], codes.attrs["block"] = entity.format, QUANT_BLOCK
-	stateGrp.create_dataset(key + ".scales", data=_hostOf(entity.scales))
-
-
-def _hostOf(ary) -> np.ndarray:
-	return ary if type(ary) is np.ndarray else np.asarray(ary.get())
+	stateGrp.create_dataset(key + ".scales", data=hostArray(entity.scales))
 
 
 def save(hdf, name: str, attrs: Dict, states: Dict) -> None:

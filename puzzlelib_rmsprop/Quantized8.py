@@ -50,7 +50,8 @@ def decode(codes: np.ndarray, scales: np.ndarray, signed: bool) -> np.ndarray:
 	return values
 
 
-def _host(ary) -> np.ndarray:
+def hostArray(ary) -> np.ndarray:
+	"""A NumPy array as it is; a backend array (ours, pycuda's) as a host copy."""
 	return ary if type(ary) is np.ndarray else np.asarray(ary.get())
 
 
@@ -86,7 +87,7 @@ class QuantizedState:
 
 	def get(self) -> np.ndarray:
 		"""The decoded values, float32, in ``shape``."""
-		return decode(_host(self.codes), _host(self.scales), self.signed).reshape(self.shape)
+		return decode(hostArray(self.codes), hostArray(self.scales), self.signed).reshape(self.shape)
 
 	def set(self, value: Union["QuantizedState", np.ndarray]) -> None:
 		"""Copies another QuantizedState's codes and scales (decoded and re-encoded if its code differs), or encodes
@@ -95,8 +96,8 @@ class QuantizedState:
 			if value.size != self.size:
 				raise ValueError("set: %d codes for a state of %d" % (value.size, self.size))
 			if value.signed == self.signed:
-				self.codes.set(_host(value.codes).reshape(-1))
-				self.scales.set(_host(value.scales).reshape(-1))
+				self.codes.set(hostArray(value.codes).reshape(-1))
+				self.scales.set(hostArray(value.scales).reshape(-1))
 				return
 			value = value.get()
 
