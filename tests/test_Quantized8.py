@@ -175,6 +175,22 @@ def test_hooks_run_before_the_8_bit_update(useGlobalState):
 		np.testing.assert_array_equal(opt.states["bag." + n]["ms"].codes.get(), ms.codes, err_msg=n)
 
 
+def test_streams_path_equals_one_launch():
+	"""Local state, update(useStreams=True) (one launch per variable, PuzzleLib's path): the same codes and params."""
+	bags = [ParamBag(SPECS(np.float32), rng=np.random.default_rng(11)) for _ in range(2)]
+	opts = [RMSProp(learnRate=1e-2, stateBits=8, momentum=0.5) for _ in range(2)]
+	for bag, opt in zip(bags, opts):
+		opt.setupOn(bag)
+	for step in range(3):
+		for bag, opt, streams in zip(bags, opts, (False, True)):
+			randomGrads(bag, np.random.default_rng(step))
+			opt.update(useStreams=streams)
+	for name in bags[0].vars:
+		np.testing.assert_array_equal(bags[1].getVar(name).data.get(), bags[0].getVar(name).data.get())
+		for key in ("ms", "mom"):
+			np.testing.assert_array_equal(opts[1].states["bag." + name][key].codes.get(), opts[0].states["bag." + name][key].codes.get())
+
+
 def test_state_bytes(rng):
 	"""Codes (1 byte an element) and one float32 scale per 256: about 0.26x of float32 state for big tensors."""
 	sizes = {"a": 10000, "b": 3, "c": 700}
