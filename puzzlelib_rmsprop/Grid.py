@@ -12,7 +12,6 @@ collective has a deadline (``timeout``): a rank that dies or hangs makes the oth
 waiting forever.
 """
 import logging
-import math
 import os
 import pickle
 import shutil
@@ -27,7 +26,7 @@ import numpy as np
 from . import Config
 from .Backend import getBackend
 from .Backend.PuzzleLibArrays import DeviceMemory, isPuzzleLibCudaArray
-from .Backend.SharedArray import ALIGNMENT
+from .Backend.SharedArray import alignmentStep
 from .Errors import BackendError, OptimizerError
 
 logger = logging.getLogger("puzzlelib_rmsprop")
@@ -69,8 +68,7 @@ class ShardPlan:
 	def __init__(self, size: int, dtype, gridsize: int, unit: int = PIECE_UNIT, bucketBytes: int = DEFAULT_BUCKET_BYTES):
 		itemsize = np.dtype(dtype).itemsize
 		self.size, self.dtype, self.gridsize = int(size), np.dtype(dtype), int(gridsize)
-		step = max(1, ALIGNMENT // itemsize)
-		self.step = step * int(unit) // math.gcd(step, int(unit))
+		self.step = alignmentStep(dtype, unit)
 		full = max(self.step, int(bucketBytes) // itemsize // self.gridsize // self.step * self.step)
 
 		self.buckets: List[Tuple[int, int, int]] = []

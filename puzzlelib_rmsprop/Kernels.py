@@ -9,6 +9,7 @@ import numpy as np
 from .Backend import getBackend
 from .Backend.TensorTable import FlavourTable, Quant8Table, TensorList
 from .Errors import OptimizerTypeError
+from .Quantized8 import QuantizedState
 
 
 def asTensorList(tensors, backend) -> TensorList:
@@ -84,15 +85,13 @@ def flavourUpdate(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavou
 def quant8Update(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavour, stream=None) -> None:
 	"""The update with 8-bit state (stateBits=8), any flavour: ``ms``, ``mg``, ``mom`` are QuantizedStates (mg, mom
 	may be None), or TensorLists of them from the optimizer (the table is then built once and cached)."""
-	from .Quantized8 import QuantizedState
 	backend = getBackend()
 	params = asTensorList(param, backend)
 	lists = [asTensorList(t, backend) if t is not None else None for t in (grad, ms, mg, mom)]
 	if params is not param:
-		states = [t for t in (ms, mg, mom) if t is not None]
-		if not all(isinstance(t, QuantizedState) for t in states) or any(t.size != params.sizes[0] for t in states + [grad]) \
-				or grad.dtype != params.dtype:
-			raise OptimizerTypeError("quant8Update: grad must match param and the states must be QuantizedStates of its size")
+		if not all(isinstance(t, QuantizedState) for t in (ms, mg, mom) if t is not None):
+			raise OptimizerTypeError("quant8Update: the states must be QuantizedStates (stateBits=8)")
+		checkLooseArrays("quant8Update", params, lists, [QuantizedState.dtype])
 
 	table = params.quant8Table
 	if table is None:

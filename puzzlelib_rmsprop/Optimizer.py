@@ -19,7 +19,8 @@ from . import Checkpoint
 from .Backend import getBackend
 from .Backend.PuzzleLibArrays import isContiguous
 from .Backend.SharedArray import SharedArray
-from .Quantized8 import QUANT_BLOCK
+from . import Quantized8
+from .Quantized8 import QUANT_BLOCK, QuantizedState
 from .Backend.TensorTable import TensorList
 from .PuzzleLibCheckpoint import GlobalLayout
 from .Errors import OptimizerError, OptimizerTypeError
@@ -505,17 +506,15 @@ class Optimizer:
 		for dtype, flatState in self.globalStates.items():
 			spans = self._varSpans(dtype, zip(self.groups[dtype].names, self.groups[dtype].variables))
 			for key, ary in flatState.items():
-				if hasattr(ary, "codes"):  # 8-bit state: its codes and its scales, each gathered
-					from .Quantized8 import QUANT_BLOCK, QuantizedState
+				if isinstance(ary, QuantizedState):  # 8-bit state: its codes and its scales, each gathered
 					codes = info.gatherToRoot("state %r" % key, ary.codes.get())
 					scales = info.gatherToRoot("state %r" % key, ary.scales.get())
 					if codes is None:
 						continue
 					codes, scales = self._fullStates(dtype, codes), self._fullStates(dtype, scales, QUANT_BLOCK)
-					for name, var, offset, size in spans:
-						states.setdefault(name, {})[key] = QuantizedState(
-							codes[offset:offset + size], scales[offset // QUANT_BLOCK:-(-(offset + size) // QUANT_BLOCK)],
-							tuple(var.data.shape), ary.signed)
+					full = QuantizedState(codes, scales, codes.shape, ary.signed)
+					for name, var, offset, size in spans:  # variables start on a block: their slices own their scales
+						states.setdefault(name, {})[key] = full[offset:offset + size].reshape(var.data.shape)
 					continue
 				gathered = info.gatherToRoot("state %r" % key, ary.get())
 				if gathered is None:
@@ -554,10 +553,8 @@ class Optimizer:
 
 	@staticmethod
 	def _template(ary, shape):
-		if hasattr(ary, "codes"):  # 8-bit state: a host QuantizedState of the variable's shape
-			from .Quantized8 import QUANT_BLOCK, QuantizedState
-			size = int(np.prod(shape, dtype=np.int64))
-			return QuantizedState(np.zeros(size, np.uint8), np.zeros(-(-size // QUANT_BLOCK), np.float32), shape, ary.signed)
+		if isinstance(ary, QuantizedState):  # 8-bit state: a host QuantizedState of the variable's shape
+			return Quantized8.zeros(shape, ary.signed, np)
 		return _HostState(np.zeros(shape, dtype=ary.dtype))
 
 	def _loadShards(self, states: Dict) -> None:
@@ -566,7 +563,7 @@ class Optimizer:
 		for dtype, flatState in self.globalStates.items():
 			spans = self._varSpans(dtype, zip(self.groups[dtype].names, self.groups[dtype].variables))
 			for key, ary in flatState.items():
-				quantized = hasattr(ary, "codes")
+				quantized = isinstance(ary, QuantizedState)
 				host = ary.get() if not quantized else None
 				for name, var, offset, size in spans:
 					value = states.get(name, {}).get(key)
@@ -577,7 +574,6 @@ class Optimizer:
 						if x >= y:
 							continue
 						if quantized:
-							from . import Quantized8
 							Quantized8.assign(ary[x - a + s:y - a + s], self._slice(value, x - offset, y - offset))
 						else:
 							host[x - a + s:y - a + s] = np.asarray(value).reshape(-1)[x - offset:y - offset]
@@ -587,6 +583,6 @@ class Optimizer:
 	@staticmethod
 	def _slice(value, a: int, b: int):
 		"""Elements [a, b) of a variable's state read from a file (an ndarray or a host QuantizedState)."""
-		if hasattr(value, "codes"):
-			return value.reshape((value.size, ))[a:b]
+		if isinstance(value, QuantizedState):
+			return value.ravel()[a:b]
 		return np.asarray(value).reshape(-1)[a:b]

@@ -191,6 +191,23 @@ def test_streams_path_equals_one_launch():
 			np.testing.assert_array_equal(opts[1].states["bag." + name][key].codes.get(), opts[0].states["bag." + name][key].codes.get())
 
 
+def test_loose_arrays_are_checked_before_the_launch():
+	"""quant8Update on arrays given directly: states that are not 8-bit, or of another size, are refused."""
+	from puzzlelib_rmsprop.Backend import gpuarray
+	from puzzlelib_rmsprop.Errors import OptimizerTypeError
+	from puzzlelib_rmsprop.Kernels import Flavour, quant8Update
+	from puzzlelib_rmsprop.Quantized8 import zeros
+	param, grad = gpuarray.to_gpu(np.ones(300, np.float32)), gpuarray.to_gpu(np.ones(300, np.float32))
+	with pytest.raises(OptimizerTypeError, match="must be QuantizedStates"):
+		quant8Update(param, grad, gpuarray.zeros((300, ), np.uint8), None, None, 1e-3, 0.0, Flavour(0.9, 1e-5))
+	with pytest.raises(OptimizerTypeError, match=r"float32\[300\], float32\[300\], uint8\[299\]"):
+		quant8Update(param, grad, zeros((299, ), False), None, None, 1e-3, 0.0, Flavour(0.9, 1e-5))
+	np.testing.assert_array_equal(param.get(), np.ones(300, np.float32))
+	ms = zeros((300, ), False)
+	quant8Update(param, grad, ms, None, None, 1e-3, 0.0, Flavour(0.9, 1e-5))
+	assert ms.get().max() > 0 and not np.array_equal(param.get(), np.ones(300, np.float32))
+
+
 def test_state_bytes(rng):
 	"""Codes (1 byte an element) and one float32 scale per 256: about 0.26x of float32 state for big tensors."""
 	sizes = {"a": 10000, "b": 3, "c": 700}

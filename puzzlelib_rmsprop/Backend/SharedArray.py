@@ -8,6 +8,12 @@ import numpy as np
 ALIGNMENT = 16
 
 
+def alignmentStep(dtype, block: int = 1) -> int:
+	"""The elements a block starts on a multiple of: 16 bytes of ``dtype`` and ``block`` elements (their lcm)."""
+	step = max(1, ALIGNMENT // np.dtype(dtype).itemsize)
+	return step * int(block) // int(np.gcd(step, int(block)))
+
+
 class SharedArray:
 	"""Register shapes, ``build()`` once, then ``sh[name]`` is a view of the flat buffer ``sh.ary``."""
 
@@ -34,8 +40,7 @@ class SharedArray:
 		self.size = self._aligned(self.size + int(np.prod(shape, dtype=np.int64)))
 
 	def _aligned(self, elements: int) -> int:
-		step = max(1, ALIGNMENT // np.dtype(self.dtype).itemsize)
-		step = step * self.block // np.gcd(step, self.block)
+		step = alignmentStep(self.dtype, self.block)
 		return -(-elements // step) * step
 
 	def build(self) -> None:
