@@ -159,13 +159,13 @@ def sdistVenv(work) -> Path:
 	return work / "sdist-venv"
 
 
-def test_sdist_holds_kernels_tests_license_and_readme(dists):
+def test_sdist_holds_kernels_tests_docs_license_and_readme(dists):
 	with tarfile.open(dists[0]) as tar:
 		names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
 
 	expected = {"LICENSE", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in"}
 	expected |= {"kernels/" + name for name in sourceKernels()}
-	expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("*")
+	expected |= {p.relative_to(ROOT).as_posix() for folder in ("tests", "docs") for p in (ROOT / folder).rglob("*")
 				 if p.is_file() and "__pycache__" not in p.parts and p.suffix not in BUILD_OUTPUTS}
 	assert expected <= names, sorted(expected - names)
 	assert not [name for name in names if Path(name).suffix in BUILD_OUTPUTS]
