@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "quantize8.h"
 #include "rmsprop_update.h"
+#include "tensor_table.h"
 
 /* Per-ISA versions chosen at load time, so a portable build still uses AVX2 / AVX-512. */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
@@ -18,12 +20,17 @@
 #define ISA_CLONES
 #endif
 
-typedef struct { float factor, epsilon; int dtype; int *nonFinite; const RMSPropFlavour *flavour; } SpanArgs;
+typedef struct { int dtype; int *nonFinite; const RMSPropFlavour *flavour; } SpanArgs;
 /* Works on units [start, start + n) of one row. */
 typedef void (*SpanFn)(const void *row, int64_t start, int64_t n, const SpanArgs *args);
 /* rows: count rows of rowBytes; the row's size (int64) at sizeOffset; unit: elements per size unit. */
 typedef struct { const char *rows; int count; size_t rowBytes, sizeOffset; int unit; } Table;
 
 void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int threads);
+
+/* The tables of TensorEntry rows (units: elements) and of Quant8Entry rows (units: 8-bit state's blocks). */
+#define TENSOR_TABLE(table, count) ((Table){(const char *)(table), (count), sizeof(TensorEntry), offsetof(TensorEntry, size), 1})
+#define QUANT8_TABLE(table, count) \
+	((Table){(const char *)(table), (count), sizeof(Quant8Entry), offsetof(Quant8Entry, blocks), QUANT8_BLOCK})
 
 #endif

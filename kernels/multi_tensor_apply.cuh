@@ -10,6 +10,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "host_shim_hooks.h"
 #include "tensor_table.h"
 
 /* The table's pointers reach the kernel through memory, so without this the accesses compile to generic
@@ -20,17 +21,6 @@
 #define ASSUME_GLOBAL(ptr) ((void)0)
 #endif
 
-/* Host builds of the tests (tests/cuda_host_shim.h) count the path each iteration takes and check 16-byte
-   alignment, which x86 would forgive; on the device these are nothing. */
-/* Kernels that need their warps in lockstep (shuffles) say so; only the host shim acts on it. */
-#ifndef HOST_SHIM_WARP_KERNEL
-#define HOST_SHIM_WARP_KERNEL(kernel)
-#endif
-
-#ifndef HOST_SHIM_TRACE
-#define HOST_SHIM_TRACE(path) ((void)0)
-#define HOST_SHIM_CHECK_ALIGNED(ptr, bytes, what) ((void)0)
-#endif
 
 /* A 128-bit global load. Written out because for the 16-bit types NVVM splits a plain uint4 load whose words
    are used one by one into four 32-bit loads (seen in the SASS). */

@@ -14,6 +14,8 @@
 #ifndef PUZZLELIB_RMSPROP_QUANTIZE8_H
 #define PUZZLELIB_RMSPROP_QUANTIZE8_H
 
+#include "rmsprop_update.h"
+
 #ifdef __CUDACC__
 #define QUANT8_QUALIFIER __host__ __device__ __forceinline__
 #define QUANT8_AS_UINT(x) __float_as_uint(x)
@@ -36,6 +38,20 @@ static inline float quant8AsFloat(unsigned int u) { float f; memcpy(&f, &u, size
    or NaN (the digits classifier of tests/test_Quantized8_training.py diverged). With 8-bit state the variance is
    floored at ms / 32 (denominator >= sqrt(ms) / 5.7): on the digits, ms / 16 cost 1.1 points, ms / 32 0.4. */
 #define QUANT8_VARIANCE_FLOOR 0.03125f
+
+/* The 8-bit policy, the one place every backend takes it from: a row's flavour as its states allow (no mg: not
+   centered; no mom: no momentum; either: not PuzzleLib's plain update), the centered variance floored. */
+QUANT8_QUALIFIER RMSPropFlavour quant8Flavour(RMSPropFlavour f, int hasMg, int hasMom)
+{
+	f.centered = hasMg;
+	f.momentumMode = hasMom ? f.momentumMode : MOMENTUM_NONE;
+	f.plain = f.plain && !hasMg && !hasMom;
+	f.varianceFloor = QUANT8_VARIANCE_FLOOR;
+	return f;
+}
+
+/* The code of state k (0 ms, 1 mg, 2 mom): ms is never negative (unsigned E5M3), mg and mom are signed (E4M3). */
+#define QUANT8_SIGNED(k) ((k) != 0)
 
 /* unsigned E5M3 (ms) and signed E4M3 (mg, mom): exponent bias, largest magnitude code, its value */
 #define QUANT8_UNSIGNED_BIAS 15

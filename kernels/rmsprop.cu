@@ -5,7 +5,9 @@
 #include "multi_tensor_apply.cuh"
 #include "rmsprop_update.h"
 
+#ifndef RMSPROP_BLOCK
 #define RMSPROP_BLOCK 256
+#endif
 
 #include "rmsprop8.cuh"
 
@@ -20,25 +22,16 @@ struct RMSPropFunctor
 };
 
 
-extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
-rmspropFloat32(const TensorEntry *table, int count, float factor, float epsilon)
-{
-	multiTensorApply<float>(table, count, RMSPropFunctor{factor, epsilon});
+#define RMSPROP_KERNEL(NAME, T) \
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK) \
+NAME(const TensorEntry *table, int count, RMSPropFlavour f) \
+{ \
+	multiTensorApply<T>(table, count, RMSPropFunctor{f.factor, f.epsilon}); \
 }
 
-
-extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
-rmspropFloat16(const TensorEntry *table, int count, float factor, float epsilon)
-{
-	multiTensorApply<__half>(table, count, RMSPropFunctor{factor, epsilon});
-}
-
-
-extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
-rmspropBfloat16(const TensorEntry *table, int count, float factor, float epsilon)
-{
-	multiTensorApply<__nv_bfloat16>(table, count, RMSPropFunctor{factor, epsilon});
-}
+RMSPROP_KERNEL(rmspropFloat32, float)
+RMSPROP_KERNEL(rmspropFloat16, __half)
+RMSPROP_KERNEL(rmspropBfloat16, __nv_bfloat16)
 
 
 /* The flavours (RMSProp options, RMSPropGraves): a scalar grid-stride loop over every row, parameters of type
@@ -72,10 +65,8 @@ __device__ __forceinline__ void flavourRows(const FlavourEntry *table, int count
 
 #define FLAVOUR_KERNEL(NAME, P, S) \
 extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK) \
-NAME(const FlavourEntry *table, int count, float factor, float epsilon, float weightDecay, int centered, \
-	 int epsilonInSqrt, int momentumMode) \
+NAME(const FlavourEntry *table, int count, RMSPropFlavour f) \
 { \
-	RMSPropFlavour f = {factor, epsilon, weightDecay, centered, epsilonInSqrt, momentumMode}; \
 	flavourRows<P, S>(table, count, f); \
 }
 
@@ -110,35 +101,9 @@ extern "C" __global__ void nonFiniteFloat16(const TensorEntry *table, int count,
 extern "C" __global__ void nonFiniteBfloat16(const TensorEntry *table, int count, int *flag) { flagNonFinite<__nv_bfloat16>(table, count, flag); }
 
 
-/* The benchmark's bandwidth limit: the update's traffic through the same table and packets, without its math. */
-struct TrafficFunctor
-{
-	__device__ __forceinline__ void operator()(float &param, float grad, float &ms, float) const
-	{
-		float old = param;
-		param = ms;
-		ms = old + grad;
-	}
-};
-
-
+/* PuzzleLib's WeightDecay hook, grad -= rate * param, for one contiguous variable. */
 extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
-trafficLimitFloat32(const TensorEntry *table, int count)
-{
-	multiTensorApply<float>(table, count, TrafficFunctor());
-}
-
-
-extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
-trafficLimitFloat16(const TensorEntry *table, int count)
-{
-	multiTensorApply<__half>(table, count, TrafficFunctor());
-}
-
-
-/* PuzzleLib's weight decay hook, grad -= rate * param, for one contiguous variable. */
-extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
-weightDecayFloat32(float *grad, const float *param, float rate, long long size)
+decayGradFloat32(float *grad, const float *param, float rate, long long size)
 {
 	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < size; i += (long long)gridDim.x * blockDim.x)
 		grad[i] -= rate * param[i];

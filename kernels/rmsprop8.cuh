@@ -125,11 +125,11 @@ __device__ __forceinline__ void quant8Block(const Quant8Entry &e, long long b, i
 	float p[QUANT8_LANE], g[QUANT8_LANE], m[QUANT8_LANE], a[QUANT8_LANE], d[QUANT8_LANE];
 	loadLane<P>(param, n, packets, false, p);
 	loadLane<P>(grad, n, packets, true, g);
-	decodeLane(codes[0], *scales[0], n, packets, 0, m);
+	decodeLane(codes[0], *scales[0], n, packets, QUANT8_SIGNED(0), m);
 	if (hasMg)
-		decodeLane(codes[1], *scales[1], n, packets, 1, a);
+		decodeLane(codes[1], *scales[1], n, packets, QUANT8_SIGNED(1), a);
 	if (hasMom)
-		decodeLane(codes[2], *scales[2], n, packets, 1, d);
+		decodeLane(codes[2], *scales[2], n, packets, QUANT8_SIGNED(2), d);
 
 	#pragma unroll
 	for (int j = 0; j < QUANT8_LANE; j++)
@@ -140,11 +140,11 @@ __device__ __forceinline__ void quant8Block(const Quant8Entry &e, long long b, i
 	}
 
 	storeLane<P>(param, n, packets, p);
-	encodeLane(m, n, packets, 0, lane, codes[0], scales[0]);
+	encodeLane(m, n, packets, QUANT8_SIGNED(0), lane, codes[0], scales[0]);
 	if (hasMg)
-		encodeLane(a, n, packets, 1, lane, codes[1], scales[1]);
+		encodeLane(a, n, packets, QUANT8_SIGNED(1), lane, codes[1], scales[1]);
 	if (hasMom)
-		encodeLane(d, n, packets, 1, lane, codes[2], scales[2]);
+		encodeLane(d, n, packets, QUANT8_SIGNED(2), lane, codes[2], scales[2]);
 }
 
 template <typename P>
@@ -162,9 +162,7 @@ __device__ __forceinline__ void quant8Rows(const Quant8Entry *table, int count, 
 		for (int s = 0; s < 3; s++)
 			aligned = aligned && (unsigned long long)e.codes[s] % 8 == 0;
 
-		RMSPropFlavour f = flavour;
-		f.centered = hasMg;
-		f.momentumMode = hasMom ? f.momentumMode : MOMENTUM_NONE;
+		RMSPropFlavour f = quant8Flavour(flavour, hasMg, hasMom);
 
 		/* block b of this row is block firstBlock + b of the launch, taken by warp (firstBlock + b) % warps */
 		for (long long b = (warp + warps - e.firstBlock % warps) % warps; b < e.blocks; b += warps)
@@ -174,10 +172,8 @@ __device__ __forceinline__ void quant8Rows(const Quant8Entry *table, int count, 
 
 #define QUANT8_KERNEL(NAME, P) \
 extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK) \
-NAME(const Quant8Entry *table, int count, float factor, float epsilon, float weightDecay, int epsilonInSqrt, \
-	 int momentumMode) \
+NAME(const Quant8Entry *table, int count, RMSPropFlavour f) \
 { \
-	RMSPropFlavour f = {factor, epsilon, weightDecay, 0, epsilonInSqrt, momentumMode, QUANT8_VARIANCE_FLOOR}; \
 	quant8Rows<P>(table, count, f); \
 } \
 HOST_SHIM_WARP_KERNEL(NAME)
@@ -186,46 +182,5 @@ QUANT8_KERNEL(quant8Float32, float)
 QUANT8_KERNEL(quant8Float16, __half)
 QUANT8_KERNEL(quant8Bfloat16, __nv_bfloat16)
 
-
-/* The benchmark's limit for the 8-bit update (float32 parameters, ms only): its traffic through the same lanes,
-   packets and code words, without its math. */
-extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK)
-quant8TrafficFloat32(const Quant8Entry *table, int count)
-{
-	long long warps = (long long)gridDim.x * blockDim.x / 32;
-	long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
-	int lane = threadIdx.x % 32;
-
-	for (int k = 0; k < count; k++)
-	{
-		const Quant8Entry e = table[k];
-		for (long long b = (warp + warps - e.firstBlock % warps) % warps; b < e.blocks; b += warps)
-		{
-			long long lo = b * QUANT8_BLOCK + lane * QUANT8_LANE;
-			int n = (int)max(0LL, min((long long)QUANT8_LANE, e.size - lo));
-			bool packets = n == QUANT8_LANE;
-			float *param = (float *)e.param + lo, *scale = e.scales[0] + b, p[QUANT8_LANE], g[QUANT8_LANE], m[QUANT8_LANE];
-			const float *grad = (const float *)e.grad + lo;
-			unsigned char *codes = e.codes[0] + lo;
-			ASSUME_GLOBAL(param); ASSUME_GLOBAL(grad); ASSUME_GLOBAL(codes); ASSUME_GLOBAL(scale);
-
-			loadLane<float>(param, n, packets, false, p);
-			loadLane<float>(grad, n, packets, true, g);
-			decodeLane(codes, *scale, n, packets, 0, m);
-			unsigned long long word = 0;
-			#pragma unroll
-			for (int j = 0; j < QUANT8_LANE; j++)
-			{
-				word |= (unsigned long long)(__float_as_uint(p[j]) >> 24) << (8 * j);
-				p[j] = g[j] + m[j];
-			}
-			storeLane<float>(param, n, packets, p);
-			if (packets)
-				*(unsigned long long *)codes = word;
-			if (lane == 0)
-				*scale = m[0];
-		}
-	}
-}
 
 #endif

@@ -61,44 +61,16 @@ static int64_t rowSize(const Table *t, int k)
 static void rmspropSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
 {
 	const TensorEntry *e = (const TensorEntry *)row;
+	float factor = args->flavour->factor, epsilon = args->flavour->epsilon;
 	if (args->dtype == RMSPROP_FLOAT32)
 		spanFloat32((float *)e->param + start, (const float *)e->grad + start, (float *)e->ms + start,
-					n, e->learnRate, args->factor, args->epsilon);
+					n, e->learnRate, factor, epsilon);
 	else if (args->dtype == RMSPROP_FLOAT16)
 		spanFloat16((half_t *)e->param + start, (const half_t *)e->grad + start, (half_t *)e->ms + start,
-					n, e->learnRate, args->factor, args->epsilon);
+					n, e->learnRate, factor, epsilon);
 	else
 		spanBfloat16((bf16_t *)e->param + start, (const bf16_t *)e->grad + start, (bf16_t *)e->ms + start,
-					 n, e->learnRate, args->factor, args->epsilon);
-}
-
-
-/* The bandwidth limit: the update's traffic (read param, grad, ms; write param, ms) with no math to speak of. */
-ISA_CLONES static void trafficSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
-{
-	(void)args;
-	const TensorEntry *e = (const TensorEntry *)row;
-	float *restrict p = (float *)e->param + start, *restrict m = (float *)e->ms + start;
-	const float *restrict g = (const float *)e->grad + start;
-
-	for (int64_t i = 0; i < n; i++)
-	{
-		float old = p[i];
-		p[i] = m[i];
-		m[i] = old + g[i];
-	}
-}
-
-
-/* STREAM's triad, param = grad + s * ms, for reference: counts 12 bytes, moves 16 (write-allocate). */
-ISA_CLONES static void triadSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
-{
-	const TensorEntry *e = (const TensorEntry *)row;
-	float *restrict a = (float *)e->param + start;
-	const float *restrict b = (const float *)e->grad + start, *restrict c = (const float *)e->ms + start;
-
-	for (int64_t i = 0; i < n; i++)
-		a[i] = b[i] + args->factor * c[i];
+					 n, e->learnRate, factor, epsilon);
 }
 
 
@@ -158,9 +130,6 @@ int rmspropHostMaxThreads(void)
 }
 
 
-#define TENSOR_TABLE(table, count) ((Table){(const char *)(table), (count), sizeof(TensorEntry), offsetof(TensorEntry, size), 1})
-
-
 /* Splits the table's units (elements, or 8-bit state's blocks) evenly over the threads (one dtype per call, so
    evenly by bytes too). */
 void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int threads)
@@ -173,7 +142,6 @@ void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int thread
 		threads = rmspropHostMaxThreads();
 	if (total * t->unit < PARALLEL_MIN_ELEMENTS || threads < 2)
 	{
-		(void)align;
 		applyRange(t, 0, total, span, args);
 		return;
 	}
@@ -192,24 +160,17 @@ void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int thread
 }
 
 
-void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads)
+void rmspropHostApply(const TensorEntry *table, int count, int dtype, const RMSPropFlavour *flavour, int threads)
 {
-	SpanArgs args = {factor, epsilon, dtype, NULL, NULL};
+	SpanArgs args = {dtype, NULL, flavour};
 	parallelApply(&TENSOR_TABLE(table, count), rmspropSpan, &args, threads);
-}
-
-
-void rmspropHostTraffic(const TensorEntry *table, int count, int kind, int threads)
-{
-	SpanArgs args = {1.0001f, 0.0f, RMSPROP_FLOAT32, NULL, NULL};
-	parallelApply(&TENSOR_TABLE(table, count), kind == RMSPROP_TRAFFIC_TRIAD ? triadSpan : trafficSpan, &args, threads);
 }
 
 
 int rmspropHostNonFinite(const TensorEntry *table, int count, int dtype, int threads)
 {
 	int nonFinite = 0;
-	SpanArgs args = {0.0f, 0.0f, dtype, &nonFinite, NULL};
+	SpanArgs args = {dtype, &nonFinite, NULL};
 	parallelApply(&TENSOR_TABLE(table, count), nonFiniteSpan, &args, threads);
 	return nonFinite;
 }
@@ -244,7 +205,7 @@ FLAVOUR_SPAN(flavourBfloat16State32, bf16_t, float, bf16ToFloat, floatToBf16, AS
 
 void rmspropHostFlavour(const FlavourEntry *table, int count, int combo, const RMSPropFlavour *flavour, int threads)
 {
-	SpanArgs args = {0.0f, 0.0f, RMSPROP_FLOAT32, NULL, flavour};
+	SpanArgs args = {RMSPROP_FLOAT32, NULL, flavour};
 	SpanFn spans[] = {flavourFloat32, flavourFloat16, flavourFloat16State32, flavourBfloat16, flavourBfloat16State32};
 	Table t = {(const char *)table, count, sizeof(FlavourEntry), offsetof(FlavourEntry, size), 1};
 	parallelApply(&t, spans[combo], &args, threads);

@@ -8,7 +8,7 @@
 enum { RMSPROP_FLOAT32 = 0, RMSPROP_FLOAT16 = 1, RMSPROP_BFLOAT16 = 2 };
 
 /* threads <= 0 means all available; small tables run on one thread (fork/join costs more than it saves). */
-void rmspropHostApply(const TensorEntry *table, int count, int dtype, float factor, float epsilon, int threads);
+void rmspropHostApply(const TensorEntry *table, int count, int dtype, const RMSPropFlavour *flavour, int threads);
 
 int rmspropHostMaxThreads(void);
 
@@ -23,15 +23,9 @@ void rmspropHostFlavour(const FlavourEntry *table, int count, int combo, const R
 /* 1 if any grad in the table is inf or NaN (reads the grads only), else 0. */
 int rmspropHostNonFinite(const TensorEntry *table, int count, int dtype, int threads);
 
-/* Benchmark references over the same table and threads, float32: the update's memory traffic without its
-   math (RMSPROP_TRAFFIC_LIMIT), or STREAM's triad (RMSPROP_TRAFFIC_TRIAD). They overwrite the tensors. */
-enum { RMSPROP_TRAFFIC_LIMIT = 0, RMSPROP_TRAFFIC_TRIAD = 1 };
-void rmspropHostTraffic(const TensorEntry *table, int count, int kind, int threads);
-
 /* 8-bit state (kernels/rmsprop_host8.c): every flavour over Quant8Entry rows, dtype RMSPROP_FLOAT32/16/BFLOAT16 for
-   the parameters; the traffic reference of that update (float32, ms only); and the codes of a float32 array. */
+   the parameters; and the codes of a float32 array. */
 void rmspropHostQuant8(const Quant8Entry *table, int count, int dtype, const RMSPropFlavour *flavour, int threads);
-void rmspropHostQuant8Traffic(const Quant8Entry *table, int count, int threads);
 void rmspropHostQuantize(const float *values, long long n, unsigned char *codes, float *scales, int isSigned);
 void rmspropHostDequantize(const unsigned char *codes, const float *scales, long long n, float *values, int isSigned);
 

@@ -32,7 +32,7 @@ static inline __attribute__((always_inline)) void encodeBlock(const float *restr
 
 /* One block of n elements of a row, parameters of type P; n (a whole block, or a row's last), hasMg, hasMom and
    plain are constants at every call, so each combination compiles to its own loops with the others' work gone.
-   plain: PuzzleLib's flavour, whose update (rmspropStep, branch-free) vectorizes; the flavour functor's branches
+   plain (decided in Python, RMSPropFlavour.plain): PuzzleLib's flavour, whose update (rmspropStep, branch-free) vectorizes; the flavour functor's branches
    keep gcc from vectorizing the others. */
 #define QUANT8_BLOCK_UPDATE(NAME, P, LOAD_P, STORE_P) \
 static inline __attribute__((always_inline)) void NAME(const Quant8Entry *e, int64_t b, int64_t n, \
@@ -44,16 +44,14 @@ static inline __attribute__((always_inline)) void NAME(const Quant8Entry *e, int
 	const unsigned char *restrict cm = e->codes[0] + lo; \
 	const unsigned char *restrict ca = hasMg ? e->codes[1] + lo : cm, *restrict cd = hasMom ? e->codes[2] + lo : cm; \
 	float sm = e->scales[0][b], sa = hasMg ? e->scales[1][b] : 0.0f, sd = hasMom ? e->scales[2][b] : 0.0f; \
-	RMSPropFlavour f = *flavour; \
-	f.centered = hasMg; \
-	f.momentumMode = hasMom ? f.momentumMode : MOMENTUM_NONE; \
-	f.varianceFloor = QUANT8_VARIANCE_FLOOR; \
+	RMSPropFlavour f = quant8Flavour(*flavour, hasMg, hasMom); \
 	float m[QUANT8_BLOCK], a[QUANT8_BLOCK], d[QUANT8_BLOCK]; \
 	uint32_t mx = 0, ax = 0, dx = 0; \
 	for (int64_t i = 0; i < n; i++) \
 	{ \
-		float p = LOAD_P(param[i]), mm = quant8Decode(cm[i], sm, 0); \
-		float aa = hasMg ? quant8Decode(ca[i], sa, 1) : 0.0f, dd = hasMom ? quant8Decode(cd[i], sd, 1) : 0.0f; \
+		float p = LOAD_P(param[i]), mm = quant8Decode(cm[i], sm, QUANT8_SIGNED(0)); \
+		float aa = hasMg ? quant8Decode(ca[i], sa, QUANT8_SIGNED(1)) : 0.0f; \
+		float dd = hasMom ? quant8Decode(cd[i], sd, QUANT8_SIGNED(2)) : 0.0f; \
 		if (plain) \
 			rmspropStep(&p, LOAD_P(grad[i]), &mm, e->learnRate, f.factor, f.epsilon); \
 		else \
@@ -64,11 +62,11 @@ static inline __attribute__((always_inline)) void NAME(const Quant8Entry *e, int
 		ax = absBits(aa) > ax ? absBits(aa) : ax; \
 		dx = absBits(dd) > dx ? absBits(dd) : dx; \
 	} \
-	encodeBlock(m, n, e->codes[0] + lo, &e->scales[0][b], mx, 0); \
+	encodeBlock(m, n, e->codes[0] + lo, &e->scales[0][b], mx, QUANT8_SIGNED(0)); \
 	if (hasMg) \
-		encodeBlock(a, n, e->codes[1] + lo, &e->scales[1][b], ax, 1); \
+		encodeBlock(a, n, e->codes[1] + lo, &e->scales[1][b], ax, QUANT8_SIGNED(1)); \
 	if (hasMom) \
-		encodeBlock(d, n, e->codes[2] + lo, &e->scales[2][b], dx, 1); \
+		encodeBlock(d, n, e->codes[2] + lo, &e->scales[2][b], dx, QUANT8_SIGNED(2)); \
 }
 
 QUANT8_BLOCK_UPDATE(blockFloat32, float, AS_FLOAT, AS_FLOAT)
@@ -93,7 +91,7 @@ ISA_CLONES static void NAME(const void *row, int64_t start, int64_t n, const Spa
 { \
 	const Quant8Entry *e = (const Quant8Entry *)row; \
 	int hasMg = e->codes[1] != NULL, hasMom = e->codes[2] != NULL; \
-	int plain = !hasMg && !hasMom && args->flavour->weightDecay == 0.0f && !args->flavour->epsilonInSqrt; \
+	int plain = quant8Flavour(*args->flavour, hasMg, hasMom).plain; \
 	for (int64_t b = start; b < start + n; b++) \
 	{ \
 		int64_t size = e->size - b * QUANT8_BLOCK; \
@@ -109,43 +107,11 @@ QUANT8_SPAN(spanFloat16, blockFloat16)
 QUANT8_SPAN(spanBfloat16, blockBfloat16)
 
 
-#define QUANT8_TABLE(table, count) \
-	((Table){(const char *)(table), (count), sizeof(Quant8Entry), offsetof(Quant8Entry, blocks), QUANT8_BLOCK})
-
 void rmspropHostQuant8(const Quant8Entry *table, int count, int dtype, const RMSPropFlavour *flavour, int threads)
 {
-	SpanArgs args = {0.0f, 0.0f, dtype, NULL, flavour};
+	SpanArgs args = {dtype, NULL, flavour};
 	SpanFn spans[] = {spanFloat32, spanFloat16, spanBfloat16};
 	parallelApply(&QUANT8_TABLE(table, count), spans[dtype], &args, threads);
-}
-
-
-/* The bandwidth limit of the 8-bit update (float32 parameters, ms only): its traffic, read param, grad, codes and
-   scale, write param, codes and scale, with no math to speak of. */
-ISA_CLONES static void trafficSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
-{
-	(void)args;
-	const Quant8Entry *e = (const Quant8Entry *)row;
-	for (int64_t b = start; b < start + n; b++)
-	{
-		int64_t lo = b * QUANT8_BLOCK, count = e->size - lo < QUANT8_BLOCK ? e->size - lo : QUANT8_BLOCK;
-		float *restrict p = (float *)e->param + lo, scale = e->scales[0][b];
-		const float *restrict g = (const float *)e->grad + lo;
-		unsigned char *restrict c = e->codes[0] + lo;
-		for (int64_t i = 0; i < count; i++)
-		{
-			float old = p[i];
-			p[i] = g[i] + (float)c[i];
-			c[i] = (unsigned char)(quant8AsUint(old) >> 24);
-		}
-		e->scales[0][b] = scale + 1.0f;
-	}
-}
-
-void rmspropHostQuant8Traffic(const Quant8Entry *table, int count, int threads)
-{
-	SpanArgs args = {0.0f, 0.0f, RMSPROP_FLOAT32, NULL, NULL};
-	parallelApply(&QUANT8_TABLE(table, count), trafficSpan, &args, threads);
 }
 
 

@@ -36,11 +36,15 @@ RMSPROP_QUALIFIER void rmspropStep(float *param, float grad, float *ms, float le
  */
 enum { MOMENTUM_NONE = 0, MOMENTUM_TORCH = 1, MOMENTUM_IN_LR = 2 };
 
+/* The options of every kernel family (default, flavour, 8-bit), passed whole by both backends. Mirrored once in
+ * NumPy (FLAVOUR_STRUCT in puzzlelib_rmsprop/Kernels.py, same fields in the same order; tests/test_flavour_struct.py
+ * checks the layout): a new scalar option is a field here and there, and the code that reads it. */
 typedef struct
 {
 	float factor, epsilon, weightDecay;
 	int centered, epsilonInSqrt, momentumMode;
-	float varianceFloor;  /* 8-bit state only (quantize8.h): centered var >= varianceFloor * ms; 0 otherwise */
+	float varianceFloor;  /* 8-bit state only (quant8Flavour, quantize8.h): centered var >= varianceFloor * ms */
+	int plain;            /* every option at its default, PuzzleLib's RMSProp: decided in Python, never here */
 }
 RMSPropFlavour;
 

@@ -25,9 +25,11 @@ import numpy as np
 
 from . import Config
 from .Backend import getBackend
+from .Backend.HostArray import hostArray
 from .Backend.PuzzleLibArrays import DeviceMemory, isPuzzleLibCudaArray
 from .Backend.SharedArray import alignmentStep
 from .Errors import BackendError, OptimizerError
+from .Quantized8 import QUANT_BLOCK
 
 logger = logging.getLogger("puzzlelib_rmsprop")
 
@@ -40,7 +42,7 @@ SPIN_SECONDS = 1.0
 DEFAULT_BUCKET_BYTES = 25 * 2 ** 20
 #: every piece of a bucket is a multiple of this many elements: 8-bit state's blocks (256 elements per scale)
 #: never straddle two ranks, whatever the optimizer's state, and one buffer has one plan
-PIECE_UNIT = 256
+PIECE_UNIT = QUANT_BLOCK
 
 
 class GridError(RuntimeError):
@@ -85,15 +87,6 @@ class ShardPlan:
 		return [(start + rank * piece, shard, piece) for start, shard, piece in self.buckets]
 
 
-def _hostArray(ary) -> Optional[np.ndarray]:
-	"""The NumPy memory of a host array (ours, NumPy's, PuzzleLib's CPUArray), or None for device memory."""
-	if isinstance(ary, np.ndarray):
-		return ary
-	if isinstance(getattr(ary, "data", None), np.ndarray):  # PuzzleLib's CPUArray
-		return ary.data
-	return None
-
-
 class _Buffer:
 	"""A flat array as the collectives see it, padded to ``padded`` elements. ``mode`` says where MPI reads and
 	writes: ``host`` (the array's own host memory), ``copy`` (a padded host copy), ``pinned`` (device memory
@@ -102,7 +95,7 @@ class _Buffer:
 
 	def __init__(self, info: "MPINodeInfo", name: str, ary, padded: int):
 		self.ary, self.n, self.dtype = ary, int(ary.size), np.dtype(ary.dtype)
-		host = _hostArray(ary)
+		host = hostArray(ary, deviceCopy=False)
 		if host is not None:
 			self.flat = host.reshape(-1)
 			self.mode = "host" if self.n == padded else "copy"

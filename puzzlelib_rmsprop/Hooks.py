@@ -21,4 +21,4 @@ class WeightDecay(Hook):
 		if var.wc > 0.0:
 			if var.grad.dtype != np.float32:
 				raise TypeError("WeightDecay supports float32 variables, got %s" % var.grad.dtype)
-			getBackend().weightDecay(var.grad, var.data, self.rate * var.wc, stream=stream)
+			getBackend().decayGrad(var.grad, var.data, self.rate * var.wc, stream=stream)

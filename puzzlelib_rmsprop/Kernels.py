@@ -2,14 +2,14 @@
 memoized per dtype (and backend), and ``flavourUpdate`` for the other flavours. The tensors are either single
 arrays (one tensor) or TensorLists (one launch for all of them, with one learnRate per tensor).
 """
-from typing import NamedTuple
+from functools import lru_cache
 
 import numpy as np
 
 from .Backend import getBackend
-from .Backend.TensorTable import FlavourTable, Quant8Table, TensorList
+from .Backend.TensorTable import FlavourTable, TensorList
 from .Errors import OptimizerTypeError
-from .Quantized8 import QuantizedState
+from .Quantized8 import Quant8Table, QuantizedState
 
 
 def asTensorList(tensors, backend) -> TensorList:
@@ -37,7 +37,7 @@ def _makeRmspropKer(dtype: np.dtype, backend):
 			checkLooseArrays("rmspropKer(%s)" % dtype, params, [grads, mss], [dtype])
 
 		table = params.launchTable(backend, grads, mss, learnRate)
-		backend.rmsprop(table, factor, epsilon, stream=stream)
+		backend.rmsprop(table, flavourOf(factor, epsilon), stream=stream)
 
 		if oneOff:
 			# a table built for this call only: its device copy must outlive the asynchronous launch
@@ -49,17 +49,66 @@ def _makeRmspropKer(dtype: np.dtype, backend):
 _kernels = {}
 
 
-class Flavour(NamedTuple):
-	"""The options of the flavour kernels (kernels/rmsprop_update.h, RMSPropFlavour)."""
-	factor: float
-	epsilon: float
-	weightDecay: float = 0.0
-	centered: bool = False
-	epsilonInSqrt: bool = False
-	momentumMode: int = 0  # 0 none, 1 torch (param += lr * mom), 2 TF / Graves (mom holds lr * g / denom)
+#: Must match RMSPropFlavour in kernels/rmsprop_update.h (same fields, same order): the options of every kernel
+#: family, passed whole by both backends. A new scalar option is one field here and one there.
+FLAVOUR_STRUCT = np.dtype([
+	("factor", np.float32), ("epsilon", np.float32), ("weightDecay", np.float32),
+	("centered", np.int32), ("epsilonInSqrt", np.int32), ("momentumMode", np.int32),
+	("varianceFloor", np.float32), ("plain", np.int32),
+])
+#: fields no caller sets: the 8-bit policy's (kernels/quantize8.h) and the plain-PuzzleLib decision (below)
+DERIVED_FIELDS = ("varianceFloor", "plain")
+#: the options after factor and epsilon, in the struct's order
+OPTIONS = tuple(name for name in FLAVOUR_STRUCT.names[2:] if name not in DERIVED_FIELDS)
+
+MOMENTUM_NONE, MOMENTUM_TORCH, MOMENTUM_IN_LR = 0, 1, 2  # momentumMode: torch (param += lr * mom), TF / Graves
 
 
-MOMENTUM_NONE, MOMENTUM_TORCH, MOMENTUM_IN_LR = 0, 1, 2
+class Flavour:
+	"""The options of the kernels as one RMSPropFlavour: ``Flavour(factor, epsilon, *options, **options)``, the
+	options (``OPTIONS``: weightDecay, centered, epsilonInSqrt, momentumMode, ...) in the struct's order or by name,
+	0 when not given. ``plain`` (every option 0: PuzzleLib's RMSProp) is decided here, once; ``struct`` is the
+	bytes the kernels take. Read-only; fields read as attributes."""
+
+	__slots__ = ("record", "struct")
+
+	def __init__(self, factor: float, epsilon: float, *options, **named):
+		if len(options) > len(OPTIONS):
+			raise TypeError("Flavour takes at most %d options, got %d" % (len(OPTIONS), len(options)))
+		values = dict(zip(OPTIONS, options))
+		for name, value in named.items():
+			if name not in OPTIONS or name in values:
+				raise TypeError("Flavour: %r is %s" % (name, "given twice" if name in values else "no option (%s)" % ", ".join(OPTIONS)))
+			values[name] = value
+
+		record = np.zeros((), FLAVOUR_STRUCT)
+		record["factor"], record["epsilon"] = factor, epsilon
+		for name, value in values.items():
+			record[name] = value
+		record["plain"] = not any(record[name] for name in OPTIONS)
+		object.__setattr__(self, "record", record)
+		object.__setattr__(self, "struct", record.tobytes())
+
+	def __getattr__(self, name):
+		if name in FLAVOUR_STRUCT.names:
+			return self.record[name].item()
+		raise AttributeError("Flavour has no field %r" % name)
+
+	def __setattr__(self, name, value):
+		raise AttributeError("a Flavour is read-only")
+
+	def __eq__(self, other) -> bool:
+		return isinstance(other, Flavour) and self.struct == other.struct
+
+	def __hash__(self) -> int:
+		return hash(self.struct)
+
+	def __repr__(self) -> str:
+		return "Flavour(%s)" % ", ".join("%s=%r" % (name, getattr(self, name)) for name in FLAVOUR_STRUCT.names)
+
+
+#: Flavours by their arguments, so a step builds none (the optimizers ask for theirs every step)
+flavourOf = lru_cache(maxsize=256)(Flavour)
 
 
 def flavourUpdate(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavour, stream=None) -> None:

@@ -11,6 +11,9 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
+from .Backend.HostArray import hostArray  # noqa: F401 (Checkpoint takes it from here)
+from .Backend.TensorTable import FlavourTable, TensorList
+
 QUANT_BLOCK = 256  # QUANT8_BLOCK in kernels/quantize8.h
 #: the ``quant8`` attribute a checkpoint gives a dataset of codes: the code of unsigned (ms) and signed states
 FORMATS = {False: "ue5m3", True: "e4m3"}
@@ -48,11 +51,6 @@ def decode(codes: np.ndarray, scales: np.ndarray, signed: bool) -> np.ndarray:
 	if codes.size > 0:
 		_kernels().dequantize(_address(codes), codes.size, _address(scales), _address(values), bool(signed))
 	return values
-
-
-def hostArray(ary) -> np.ndarray:
-	"""A NumPy array as it is; a backend array (ours, pycuda's) as a host copy."""
-	return ary if type(ary) is np.ndarray else np.asarray(ary.get())
 
 
 class QuantizedState:
@@ -156,3 +154,31 @@ def assign(target, value) -> None:
 	if isinstance(value, QuantizedState):
 		value = value.get()
 	target.set(np.asarray(value).astype(target.dtype).reshape(target.shape))
+
+
+#: Must match Quant8Entry in kernels/tensor_table.h: codes and scales of ms, mg, mom (null: not used).
+QUANT8_DTYPE = np.dtype([
+	("param", np.uint64), ("grad", np.uint64), ("codes", np.uint64, 3), ("scales", np.uint64, 3),
+	("size", np.int64), ("blocks", np.int64), ("firstBlock", np.int64), ("learnRate", np.float32), ("momentum", np.float32)
+])
+assert QUANT8_DTYPE.itemsize == 96
+
+
+class Quant8Table(FlavourTable):
+	"""The rows of an 8-bit state launch (one per non-empty tensor): the states are TensorLists of QuantizedStates,
+	whose codes and scales each get a pointer column."""
+
+	def __init__(self, backend, params: TensorList, grads: TensorList, ms: TensorList, mg=None, mom=None):
+		self._used = np.flatnonzero(np.asarray(params.sizes, dtype=np.int64) > 0)
+		rows = np.zeros(len(self._used), dtype=QUANT8_DTYPE)
+		rows["param"] = np.asarray(params.pointers, dtype=np.uint64)[self._used]
+		rows["grad"] = np.asarray(grads.pointers, dtype=np.uint64)[self._used]
+		for k, states in enumerate((ms, mg, mom)):
+			if states is not None:
+				used = [states.arrays[i] for i in self._used]
+				rows["codes"][:, k] = [backend.pointerOf(state.codes) for state in used]
+				rows["scales"][:, k] = [backend.pointerOf(state.scales) for state in used]
+		rows["size"] = np.asarray(params.sizes, dtype=np.int64)[self._used]
+		rows["blocks"] = [blocksOf(n) for n in rows["size"]]
+		rows["firstBlock"] = np.concatenate(([0], np.cumsum(rows["blocks"])[:-1])).astype(np.int64)
+		self._prepare(backend, rows, params.dtype)

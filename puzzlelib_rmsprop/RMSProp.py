@@ -4,7 +4,7 @@ from typing import Optional
 import numpy as np
 
 from .Errors import OptimizerError, OptimizerTypeError
-from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, Flavour, flavourUpdate, quant8Update, rmspropKer
+from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, Flavour, flavourOf, flavourUpdate, quant8Update, rmspropKer
 from .Optimizer import Optimizer
 from .Quantized8 import stateZeros
 from .Validation import Range
@@ -97,7 +97,7 @@ class RMSProp(Optimizer):
 	@property
 	def puzzlelibFlavour(self) -> bool:
 		"""True with every option at its default: PuzzleLib's RMSProp, on the default kernel."""
-		return not (self.momentum or self.centered or self.epsilonInSqrt or self.weightDecay)
+		return bool(self.flavour().plain)
 
 	def setupState(self, var):
 		dtype, shape = self.stateDtype or var.data.dtype, var.data.shape
@@ -127,6 +127,6 @@ class RMSProp(Optimizer):
 
 	def flavour(self) -> Flavour:
 		"""The options as the flavour kernels take them."""
-		return Flavour(self.factor, self.epsilon, self.weightDecay, self.centered, self.epsilonInSqrt,
-					   MOMENTUM_TORCH if self.momentum > 0.0 else MOMENTUM_NONE)
+		return flavourOf(self.factor, self.epsilon, self.weightDecay, self.centered, self.epsilonInSqrt,
+						 MOMENTUM_TORCH if self.momentum > 0.0 else MOMENTUM_NONE)
 

@@ -1,7 +1,7 @@
 """RMSPropGraves, as PuzzleLib 1.0.3 computes it (Graves 2013, arXiv:1308.0850, eq. 38-41)."""
 from typing import Optional
 
-from .Kernels import MOMENTUM_IN_LR, Flavour, flavourUpdate, quant8Update
+from .Kernels import MOMENTUM_IN_LR, flavourOf, flavourUpdate, quant8Update
 from .Optimizer import Optimizer
 from .Quantized8 import stateZeros
 from .Validation import Range
@@ -40,7 +40,7 @@ class RMSPropGraves(Optimizer):
 				for key in ("mg", "ms", "delta")}
 
 	def updateVar(self, var, state, stream=None):
-		flavour = Flavour(self.alpha, self.epsilon, centered=True, epsilonInSqrt=True, momentumMode=MOMENTUM_IN_LR)
+		flavour = flavourOf(self.alpha, self.epsilon, centered=True, epsilonInSqrt=True, momentumMode=MOMENTUM_IN_LR)
 		update = quant8Update if self.stateBits == 8 else flavourUpdate
 		update(var.data, var.grad, state["ms"], state["mg"], state["delta"], self.learnRate * var.learnRate,
 					  self.momRate * var.momRate, flavour, stream=stream)

@@ -253,7 +253,7 @@ def test_8_bit_state_kernels(hostCuda, dtype, grid, block):
 	of 1, 255 and 1000 elements and one whose parameters are off the 16-byte grid (the scalar path), against the
 	independent reference of tests/quant8_reference.py, bit for bit over two steps."""
 	import quant8_reference as ref
-	from puzzlelib_rmsprop.Backend.TensorTable import Quant8Table
+	from puzzlelib_rmsprop.Quantized8 import Quant8Table
 	from puzzlelib_rmsprop.Quantized8 import QuantizedState
 
 	store, encode, decode = storage(dtype)

@@ -32,21 +32,24 @@ def cudaTool(name):
 
 @pytest.fixture(scope="module", params=["sm_80", "sm_90"])
 def cubin(request, tmp_path_factory):
-	"""kernels/rmsprop.cu built by nvcc with the backend's own options; ptxas must report no spills."""
+	"""kernels/rmsprop.cu, with the benchmark's kernels/bench_traffic.cu, built by nvcc with the backend's own
+	options; ptxas must report no spills."""
 	if NVCC is None:
 		pytest.skip("nvcc is not installed")
 	from puzzlelib_rmsprop.Backend.CudaBackend import compileOptions
 
-	path = tmp_path_factory.mktemp(request.param) / "rmsprop.cubin"
+	directory = tmp_path_factory.mktemp(request.param)
+	path, source = directory / "rmsprop.cubin", directory / "kernels.cu"
+	source.write_text('#include "rmsprop.cu"\n#include "bench_traffic.cu"\n')
 	result = subprocess.run(
 		[NVCC, "-cubin", "-arch=" + request.param, "-I", str(kernelDir()), *compileOptions(),
 		 "-Xptxas", "-v,--warn-on-spills,--warn-on-local-memory-usage,--warning-as-error",
-		 "-o", str(path), str(kernelDir() / "rmsprop.cu")],
+		 "-o", str(path), str(source)],
 		capture_output=True, text=True
 	)
 	assert result.returncode == 0, result.stderr
 	flavours = ("flavourFloat32", "flavourFloat16", "flavourFloat16State32", "flavourBfloat16", "flavourBfloat16State32")
-	for kernel in RMSPROP_KERNELS + flavours + QUANT8_KERNELS + ("weightDecayFloat32", "trafficLimitFloat32", "trafficLimitFloat16"):
+	for kernel in RMSPROP_KERNELS + flavours + QUANT8_KERNELS + ("decayGradFloat32", "trafficLimitFloat32", "trafficLimitFloat16"):
 		assert "Compiling entry function '%s'" % kernel in result.stderr
 	return request.param, path
 

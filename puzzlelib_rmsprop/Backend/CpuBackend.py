@@ -1,15 +1,13 @@
 """The CPU backend: NumPy arrays with pycuda's GPUArray surface, updated by the host kernels (C extension)."""
-import logging
 import platform
 
 import numpy as np
 
 from .. import Config
 from ..Errors import BackendError
+from .HostArray import hostArray
 from .TensorTable import LaunchTable
 from .dtypes import DTYPES, bfloat16
-
-logger = logging.getLogger("puzzlelib_rmsprop")
 
 #: dtype -> code understood by kernels/rmsprop_host.h
 DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
@@ -71,11 +69,6 @@ def pointerOf(ary) -> int:
 	if isinstance(ary, np.ndarray):
 		return ary.__array_interface__["data"][0]
 	return int(ary.ptr)
-
-
-def hostView(ary) -> np.ndarray:
-	"""The NumPy array behind a host array (PuzzleLib's CPUArray keeps it in ``.data``)."""
-	return ary if isinstance(ary, np.ndarray) else ary.data
 
 
 def cpuModel() -> str:
@@ -142,39 +135,23 @@ class CpuBackend:
 	def refreshTable(table: LaunchTable) -> None:
 		"""Nothing to do: the kernels read the NumPy rows in place."""
 
-	def rmsprop(self, table: LaunchTable, factor: float, epsilon: float, stream=None) -> None:
-		"""Applies RMSProp to every row of ``table``."""
-		self.kernels.rmsprop(
-			table.address, len(table.rows), table.code,
-			float(factor), float(epsilon), int(Config.cpuThreads)
-		)
+	def rmsprop(self, table: LaunchTable, f, stream=None) -> None:
+		"""PuzzleLib's RMSProp (``f.factor``, ``f.epsilon`` of the Flavour ``f``) for every row of ``table``."""
+		self.kernels.rmsprop(table.address, len(table.rows), table.code, f.struct, int(Config.cpuThreads))
 
 	def flavour(self, table: LaunchTable, stateDtype, f, stream=None) -> None:
 		"""The flavour update (RMSProp options, RMSPropGraves) for every row of ``table``."""
 		combo = FLAVOUR_COMBOS[(table.dtype, np.dtype(stateDtype))]
-		self.kernels.flavour(table.address, len(table.rows), combo, float(f.factor), float(f.epsilon),
-							 float(f.weightDecay), int(f.centered), int(f.epsilonInSqrt), int(f.momentumMode),
-							 int(Config.cpuThreads))
+		self.kernels.flavour(table.address, len(table.rows), combo, f.struct, int(Config.cpuThreads))
 
 	def quant8(self, table: LaunchTable, f, stream=None) -> None:
 		"""The update with 8-bit state (any flavour) for every row of ``table`` (Quant8Entry rows)."""
-		self.kernels.quant8(table.address, len(table.rows), table.code, float(f.factor), float(f.epsilon),
-							float(f.weightDecay), int(f.centered), int(f.epsilonInSqrt), int(f.momentumMode),
-							int(Config.cpuThreads))
-
-	def quant8Traffic(self, table: LaunchTable, stream=None) -> None:
-		"""Benchmark reference: the 8-bit update's traffic over ``table`` (float32, ms only) without its math."""
-		self.kernels.quant8Traffic(table.address, len(table.rows), 0, int(Config.cpuThreads))
+		self.kernels.quant8(table.address, len(table.rows), table.code, f.struct, int(Config.cpuThreads))
 
 	def anyNonFinite(self, tables) -> bool:
 		"""Whether any grad in the tables holds inf or NaN (a vectorized, threaded pass over the grads)."""
 		threads = int(Config.cpuThreads)
 		return any(self.kernels.nonFinite(t.address, len(t.rows), t.code, threads) for t in tables)
-
-	def traffic(self, table: LaunchTable, kind: int = 0) -> None:
-		"""Benchmark references over ``table`` (float32), same threads as the update: the update's traffic
-		without its math (kind 0) or STREAM's triad (kind 1). They overwrite the tensors."""
-		self.kernels.traffic(table.address, len(table.rows), kind, int(Config.cpuThreads))
 
 	@staticmethod
 	def fill(ary, value, stream=None) -> None:
@@ -184,14 +161,14 @@ class CpuBackend:
 	@staticmethod
 	def divide(ary, divisor: int, stream=None) -> None:
 		"""``ary /= divisor`` in place (np.divide, in the array's dtype)."""
-		host = hostView(ary)
+		host = hostArray(ary)
 		np.divide(host, host.dtype.type(divisor), out=host)
 
 	@staticmethod
-	def weightDecay(grad, param, rate: float, stream=None) -> None:
-		"""grad -= rate * param, in float32 (PuzzleLib's weightDecayKer)."""
-		g = hostView(grad)
-		g -= np.float32(rate) * hostView(param)
+	def decayGrad(grad, param, rate: float, stream=None) -> None:
+		"""grad -= rate * param, in float32 (PuzzleLib's WeightDecay hook)."""
+		g = hostArray(grad)
+		g -= np.float32(rate) * hostArray(param)
 
 	@staticmethod
 	def streams(count: int):

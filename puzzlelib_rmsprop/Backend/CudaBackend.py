@@ -2,7 +2,6 @@
 
 Importing this module needs pycuda (the ``cuda`` extra); creating the backend needs a driver and a device.
 """
-import logging
 import sys
 from functools import cached_property, lru_cache
 
@@ -15,8 +14,6 @@ from .PuzzleLibArrays import emptyLike, isPuzzleLibCudaArray
 from .dtypes import DTYPES, bfloat16
 from .kernelSource import kernelDir
 from .TensorTable import LaunchTable, spreadBlocks
-
-logger = logging.getLogger("puzzlelib_rmsprop")
 
 BLOCK = 256          # RMSPROP_BLOCK in kernels/rmsprop.cu
 BLOCKS_PER_SM = 8    # enough resident warps to saturate memory bandwidth
@@ -51,12 +48,13 @@ def compileOptions():
 	return ["--fmad=false", "-O3"]
 
 
-def compileKernels(arch=None):
-	"""The compiled module holding every kernel of kernels/rmsprop.cu (needs a context unless ``arch`` is given,
-	in which case the cubin bytes are returned)."""
+def compileKernels(arch=None, source: str = "rmsprop.cu"):
+	"""The compiled module holding every kernel of kernels/``source`` (rmsprop.cu: the optimizer's; the benchmark
+	compiles its own references) (needs a context unless ``arch`` is given, in which case the cubin bytes are
+	returned)."""
 	from pycuda import compiler
 
-	source = (kernelDir() / "rmsprop.cu").read_text()
+	source = (kernelDir() / source).read_text()
 	options = dict(no_extern_c=True, include_dirs=[str(kernelDir())], options=compileOptions())
 
 	if arch is not None:
@@ -231,13 +229,14 @@ class CudaBackend:
 			primary.detach()
 
 	@lru_cache(maxsize=None)
-	def module(self):
-		return compileKernels()
+	def module(self, source: str = "rmsprop.cu"):
+		"""kernels/``source`` compiled once (compileKernels)."""
+		return compileKernels(source=source)
 
 	@lru_cache(maxsize=None)
-	def kernel(self, name: str, signature: str):
-		"""A prepared kernel function, memoized by name (one per dtype)."""
-		function = self.module().get_function(name)
+	def kernel(self, name: str, signature: str, source: str = "rmsprop.cu"):
+		"""A prepared kernel function of kernels/``source``, memoized by name (one per dtype)."""
+		function = self.module(source).get_function(name)
 		function.prepare(signature)
 		return function
 
@@ -263,16 +262,12 @@ class CudaBackend:
 			self.driver.memcpy_htod(table.keepAlive, table.rows)
 
 	@onBackendThread
-	def rmsprop(self, table: LaunchTable, factor: float, epsilon: float, stream=None) -> None:
-		"""One launch for every row of ``table``."""
+	def rmsprop(self, table: LaunchTable, f, stream=None) -> None:
+		"""PuzzleLib's RMSProp (``f.factor``, ``f.epsilon`` of the Flavour ``f``): one launch for every row of ``table``."""
 		if len(table.rows) == 0:
 			return
-
-		kernel = self.kernel("rmsprop" + KERNEL_NAMES[table.dtype], "Piff")
-		kernel.prepared_async_call(
-			(table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows),
-			np.float32(factor), np.float32(epsilon)
-		)
+		kernel = self.kernel("rmsprop" + KERNEL_NAMES[table.dtype], "Pi%ds" % len(f.struct))
+		kernel.prepared_async_call((table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), f.struct)
 
 	@onBackendThread
 	def flavour(self, table: LaunchTable, stateDtype, f, stream=None) -> None:
@@ -280,11 +275,8 @@ class CudaBackend:
 		if len(table.rows) == 0:
 			return
 		name = "flavour" + KERNEL_NAMES[table.dtype] + ("State32" if np.dtype(stateDtype) != table.dtype else "")
-		kernel = self.kernel(name, "Pifffiii")
-		kernel.prepared_async_call(
-			(table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), np.float32(f.factor),
-			np.float32(f.epsilon), np.float32(f.weightDecay), int(f.centered), int(f.epsilonInSqrt), int(f.momentumMode)
-		)
+		kernel = self.kernel(name, "Pi%ds" % len(f.struct))
+		kernel.prepared_async_call((table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), f.struct)
 
 	def quant8Grid(self, table: LaunchTable) -> int:
 		"""One warp per block of 8-bit state (QUANT8_BLOCK elements), the grid capped as for the other kernels."""
@@ -297,18 +289,9 @@ class CudaBackend:
 		"""The update with 8-bit state (any flavour) for every row of ``table`` (Quant8Entry rows): one launch."""
 		if len(table.rows) == 0:
 			return
-		kernel = self.kernel("quant8" + KERNEL_NAMES[table.dtype], "Pifffii")
-		kernel.prepared_async_call(
-			(self.quant8Grid(table), 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), np.float32(f.factor),
-			np.float32(f.epsilon), np.float32(f.weightDecay), int(f.epsilonInSqrt), int(f.momentumMode)
-		)
-
-	@onBackendThread
-	def quant8Traffic(self, table: LaunchTable, stream=None) -> None:
-		"""Benchmark reference: the 8-bit update's traffic (float32 parameters, ms only) without its math."""
-		if len(table.rows) > 0:
-			kernel = self.kernel("quant8TrafficFloat32", "Pi")
-			kernel.prepared_async_call((self.quant8Grid(table), 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows))
+		kernel = self.kernel("quant8" + KERNEL_NAMES[table.dtype], "Pi%ds" % len(f.struct))
+		kernel.prepared_async_call((self.quant8Grid(table), 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows),
+								   f.struct)
 
 	@onBackendThread
 	def anyNonFinite(self, tables) -> bool:
@@ -327,19 +310,9 @@ class CudaBackend:
 		return bool(flag[0])
 
 	@onBackendThread
-	def traffic(self, table: LaunchTable, kind: int = 0, stream=None) -> None:
-		"""Benchmark reference: the update's memory traffic over ``table`` (float32 or float16) without its math
-		(``kind`` 0; the CPU backend's STREAM triad, kind 1, has no GPU version)."""
-		if kind != 0:
-			raise ValueError("the CUDA backend has only the same-traffic reference (kind 0)")
-		if len(table.rows) > 0:
-			kernel = self.kernel("trafficLimit" + KERNEL_NAMES[table.dtype], "Pi")
-			kernel.prepared_async_call((table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows))
-
-	@onBackendThread
-	def weightDecay(self, grad, param, rate: float, stream=None) -> None:
-		"""grad -= rate * param on the device (PuzzleLib's weightDecayKer)."""
-		kernel = self.kernel("weightDecayFloat32", "PPfq")
+	def decayGrad(self, grad, param, rate: float, stream=None) -> None:
+		"""grad -= rate * param on the device (PuzzleLib's WeightDecay hook)."""
+		kernel = self.kernel("decayGradFloat32", "PPfq")
 		grid = self.gridFor(grad.size, grad.dtype.itemsize)
 		kernel.prepared_async_call(
 			(grid, 1, 1), (BLOCK, 1, 1), stream, grad.ptr, param.ptr, np.float32(rate), np.int64(grad.size)

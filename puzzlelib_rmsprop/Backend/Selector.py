@@ -4,6 +4,7 @@ import threading
 
 from .. import Config
 from ..Errors import BackendError
+from .Interface import BackendInterface
 
 logger = logging.getLogger("puzzlelib_rmsprop")
 
@@ -39,7 +40,7 @@ def _select():
 		return _create(Config.Backend.cpu)
 
 
-def getBackend():
+def getBackend() -> BackendInterface:
 	"""The process's backend, chosen and logged on the first call."""
 	global _backend
 

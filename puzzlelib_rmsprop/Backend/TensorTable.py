@@ -22,14 +22,6 @@ FLAVOUR_DTYPE = np.dtype([
 ])
 assert FLAVOUR_DTYPE.itemsize == 56
 
-#: Must match Quant8Entry in kernels/tensor_table.h: codes and scales of ms, mg, mom (null: not used).
-QUANT8_DTYPE = np.dtype([
-	("param", np.uint64), ("grad", np.uint64), ("codes", np.uint64, 3), ("scales", np.uint64, 3),
-	("size", np.int64), ("blocks", np.int64), ("firstBlock", np.int64), ("learnRate", np.float32), ("momentum", np.float32)
-])
-assert QUANT8_DTYPE.itemsize == 96
-
-
 def spreadBlocks(rows: np.ndarray, elementsPerBlock: int, gridSize: int) -> None:
 	"""Sets each row's first block so that consecutive small rows land on different blocks of the grid."""
 	starts = np.concatenate(([0], np.cumsum(rows["size"])[:-1])).astype(np.int64)
@@ -57,7 +49,7 @@ class TensorList:
 		self.sizes = [int(ary.size) for ary in self.arrays]
 		self._table, self._rowStarts, self._sameAsPrevious, self._key = None, None, None, None
 		self.flavourTable = None  # set by Kernels.flavourUpdate: the flavour rows over these tensors
-		self.quant8Table = None   # set by Kernels.quant8Update: the 8-bit state rows
+		self.quant8Table = None   # set by Kernels.quant8Update: the 8-bit state rows (Quantized8.Quant8Table)
 
 	def __len__(self) -> int:
 		return len(self.arrays)
@@ -125,6 +117,7 @@ class FlavourTable:
 		self._prepare(backend, rows, params.dtype)
 
 	def _prepare(self, backend, rows: np.ndarray, dtype) -> None:
+		"""Hands ``rows`` to the backend; subclasses (Quantized8.Quant8Table) build other rows over the same columns."""
 		self.backend, self.table, self._key = backend, backend.prepareTable(rows, dtype), None
 
 	def launchTable(self, learnRates, momenta) -> LaunchTable:
@@ -142,24 +135,3 @@ class FlavourTable:
 		"""One value per row from a scalar or from one value per tensor (empty tensors have no row)."""
 		values = values.astype(np.float32)
 		return np.broadcast_to(values.reshape(-1)[:1], (len(self._used), )) if values.size == 1 else values[self._used]
-
-
-class Quant8Table(FlavourTable):
-	"""The rows of an 8-bit state launch (one per non-empty tensor): the states are TensorLists of QuantizedStates,
-	whose codes and scales each get a pointer column."""
-
-	def __init__(self, backend, params: TensorList, grads: TensorList, ms: TensorList, mg=None, mom=None):
-		from ..Quantized8 import blocksOf
-		self._used = np.flatnonzero(np.asarray(params.sizes, dtype=np.int64) > 0)
-		rows = np.zeros(len(self._used), dtype=QUANT8_DTYPE)
-		rows["param"] = np.asarray(params.pointers, dtype=np.uint64)[self._used]
-		rows["grad"] = np.asarray(grads.pointers, dtype=np.uint64)[self._used]
-		for k, states in enumerate((ms, mg, mom)):
-			if states is not None:
-				used = [states.arrays[i] for i in self._used]
-				rows["codes"][:, k] = [backend.pointerOf(state.codes) for state in used]
-				rows["scales"][:, k] = [backend.pointerOf(state.scales) for state in used]
-		rows["size"] = np.asarray(params.sizes, dtype=np.int64)[self._used]
-		rows["blocks"] = [blocksOf(n) for n in rows["size"]]
-		rows["firstBlock"] = np.concatenate(([0], np.cumsum(rows["blocks"])[:-1])).astype(np.int64)
-		self._prepare(backend, rows, params.dtype)

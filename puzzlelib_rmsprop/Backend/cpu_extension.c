@@ -3,42 +3,12 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <string.h>
 
 #include "rmsprop_host.h"
 
 
-static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-	(void)self;
-	if (nargs != 6)
-	{
-		PyErr_SetString(PyExc_TypeError, "rmsprop(tableAddress, count, dtypeCode, factor, epsilon, threads) takes 6 arguments");
-		return NULL;
-	}
-
-	void *table = PyLong_AsVoidPtr(args[0]);
-	long count = PyLong_AsLong(args[1]), dtype = PyLong_AsLong(args[2]), threads = PyLong_AsLong(args[5]);
-	double factor = PyFloat_AsDouble(args[3]), epsilon = PyFloat_AsDouble(args[4]);
-
-	if (PyErr_Occurred())
-		return NULL;
-	if (dtype != RMSPROP_FLOAT32 && dtype != RMSPROP_FLOAT16 && dtype != RMSPROP_BFLOAT16)
-	{
-		PyErr_Format(PyExc_ValueError, "dtypeCode must be %d (float32), %d (float16) or %d (bfloat16), got %ld",
-					 RMSPROP_FLOAT32, RMSPROP_FLOAT16, RMSPROP_BFLOAT16, dtype);
-		return NULL;
-	}
-
-	/* the kernel touches only the caller's buffers, so other Python threads may run meanwhile */
-	Py_BEGIN_ALLOW_THREADS
-	rmspropHostApply((const TensorEntry *)table, (int)count, (int)dtype, (float)factor, (float)epsilon, (int)threads);
-	Py_END_ALLOW_THREADS
-
-	Py_RETURN_NONE;
-}
-
-
-/* Parses (tableAddress, count, code, threads), the arguments of the table passes below; 0 on error. */
+/* Parses (tableAddress, count, code, threads), the arguments of nonFinite; 0 on error. */
 static int tableArgs(PyObject *const *args, Py_ssize_t nargs, const char *usage, void **table, long *count, long *code,
 					 long *threads)
 {
@@ -73,43 +43,58 @@ static PyObject *nonFinite(PyObject *self, PyObject *const *args, Py_ssize_t nar
 }
 
 
-static PyObject *traffic(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-	(void)self;
-	void *table;
-	long count, kind, threads;
-	if (!tableArgs(args, nargs, "traffic(tableAddress, count, kind, threads) takes 4 arguments", &table, &count, &kind, &threads))
-		return NULL;
-
-	Py_BEGIN_ALLOW_THREADS
-	rmspropHostTraffic((const TensorEntry *)table, (int)count, (int)kind, (int)threads);
-	Py_END_ALLOW_THREADS
-
-	Py_RETURN_NONE;
-}
-
-
-/* Parses (tableAddress, count, code, factor, epsilon, weightDecay, centered, epsilonInSqrt, momentumMode, threads),
-   the arguments of the flavour and 8-bit passes; 0 on error. */
+/* Parses (tableAddress, count, code, flavour, threads), the arguments of every update: flavour is the bytes of one
+   RMSPropFlavour (puzzlelib_rmsprop/Kernels.py builds them); 0 on error. */
 static int flavourArgs(PyObject *const *args, Py_ssize_t nargs, const char *name, void **table, long *count, long *code,
 					   RMSPropFlavour *f, long *threads)
 {
-	if (nargs != 10)
+	if (nargs != 5)
 	{
-		PyErr_Format(PyExc_TypeError, "%s(tableAddress, count, code, factor, epsilon, weightDecay, centered, "
-					 "epsilonInSqrt, momentumMode, threads) takes 10 arguments", name);
+		PyErr_Format(PyExc_TypeError, "%s(tableAddress, count, code, flavour, threads) takes 5 arguments", name);
 		return 0;
 	}
+
+	char *bytes;
+	Py_ssize_t length;
+	if (PyBytes_AsStringAndSize(args[3], &bytes, &length) < 0)
+		return 0;
+	if (length != (Py_ssize_t)sizeof(RMSPropFlavour))
+	{
+		PyErr_Format(PyExc_ValueError, "%s: flavour must be the %d bytes of one RMSPropFlavour, got %zd", name,
+					 (int)sizeof(RMSPropFlavour), length);
+		return 0;
+	}
+	memcpy(f, bytes, sizeof(*f));
 
 	*table = PyLong_AsVoidPtr(args[0]);
 	*count = PyLong_AsLong(args[1]);
 	*code = PyLong_AsLong(args[2]);
-	*threads = PyLong_AsLong(args[9]);
-	*f = (RMSPropFlavour){
-		(float)PyFloat_AsDouble(args[3]), (float)PyFloat_AsDouble(args[4]), (float)PyFloat_AsDouble(args[5]),
-		(int)PyLong_AsLong(args[6]), (int)PyLong_AsLong(args[7]), (int)PyLong_AsLong(args[8])
-	};
+	*threads = PyLong_AsLong(args[4]);
 	return !PyErr_Occurred();
+}
+
+
+static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	void *table;
+	long count, dtype, threads;
+	RMSPropFlavour f;
+	if (!flavourArgs(args, nargs, "rmsprop", &table, &count, &dtype, &f, &threads))
+		return NULL;
+	if (dtype != RMSPROP_FLOAT32 && dtype != RMSPROP_FLOAT16 && dtype != RMSPROP_BFLOAT16)
+	{
+		PyErr_Format(PyExc_ValueError, "dtypeCode must be %d (float32), %d (float16) or %d (bfloat16), got %ld",
+					 RMSPROP_FLOAT32, RMSPROP_FLOAT16, RMSPROP_BFLOAT16, dtype);
+		return NULL;
+	}
+
+	/* the kernel touches only the caller's buffers, so other Python threads may run meanwhile */
+	Py_BEGIN_ALLOW_THREADS
+	rmspropHostApply((const TensorEntry *)table, (int)count, (int)dtype, &f, (int)threads);
+	Py_END_ALLOW_THREADS
+
+	Py_RETURN_NONE;
 }
 
 
@@ -151,22 +136,6 @@ static PyObject *quant8(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 	Py_BEGIN_ALLOW_THREADS
 	rmspropHostQuant8((const Quant8Entry *)table, (int)count, (int)dtype, &f, (int)threads);
-	Py_END_ALLOW_THREADS
-
-	Py_RETURN_NONE;
-}
-
-
-static PyObject *quant8Traffic(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-	(void)self;
-	void *table;
-	long count, unused, threads;
-	if (!tableArgs(args, nargs, "quant8Traffic(tableAddress, count, 0, threads) takes 4 arguments", &table, &count, &unused, &threads))
-		return NULL;
-
-	Py_BEGIN_ALLOW_THREADS
-	rmspropHostQuant8Traffic((const Quant8Entry *)table, (int)count, (int)threads);
 	Py_END_ALLOW_THREADS
 
 	Py_RETURN_NONE;
@@ -245,12 +214,9 @@ static PyMethodDef methods[] = {
 	{"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_FASTCALL, "Apply RMSProp to every row of a tensor table."},
 	{"flavour", (PyCFunction)(void (*)(void))flavour, METH_FASTCALL, "RMSProp flavours over a table of FlavourEntry rows."},
 	{"quant8", (PyCFunction)(void (*)(void))quant8, METH_FASTCALL, "8-bit state update over a table of Quant8Entry rows."},
-	{"quant8Traffic", (PyCFunction)(void (*)(void))quant8Traffic, METH_FASTCALL, "Benchmark reference: the 8-bit update's traffic."},
 	{"quantize", (PyCFunction)(void (*)(void))quantize, METH_FASTCALL, "8-bit codes and block scales of float32 values."},
 	{"dequantize", (PyCFunction)(void (*)(void))dequantize, METH_FASTCALL, "float32 values of 8-bit codes and block scales."},
 	{"nonFinite", (PyCFunction)(void (*)(void))nonFinite, METH_FASTCALL, "Whether any grad in the table is inf or NaN."},
-	{"traffic", (PyCFunction)(void (*)(void))traffic, METH_FASTCALL,
-	 "Benchmark reference: the update's traffic without math (kind 0) or STREAM's triad (kind 1), float32."},
 	{"maxThreads", maxThreads, METH_NOARGS, "Threads the kernels use by default."},
 	{"openmp", openmp, METH_NOARGS, "Whether the kernels were built with OpenMP."},
 	{NULL, NULL, 0, NULL}

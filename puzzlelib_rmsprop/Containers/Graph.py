@@ -1,16 +1,9 @@
 """A Graph of modules wired with ``module.node(parents...)``, as PuzzleLib's Graph (single-input nodes)."""
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Union
 
-from ..Modules.Module import Module
+from ..Modules.Module import Module, Node
 
-
-class Node:
-	"""A module in a graph and the nodes feeding it."""
-
-	def __init__(self, module: Module, parents: Sequence["Node"]):
-		if len(parents) > 1:
-			raise ValueError("Node %r: the reference Graph supports one parent per node" % module.name)
-		self.module, self.parents = module, list(parents)
+__all__ = ["Graph", "Node"]
 
 
 class Graph(Module):

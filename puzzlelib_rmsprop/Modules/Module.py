@@ -1,5 +1,5 @@
 """The module protocol PuzzleLib's optimizers rely on: named Variables, getVarTable/getVar/setVar."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -42,9 +42,8 @@ class Module:
 			if not var.hasUpdater:
 				var.grad.fill(0)
 
-	def node(self, *parents):
+	def node(self, *parents) -> "Node":
 		"""Wires this module into a Graph after ``parents`` (PuzzleLib's ``Linear(...).node(prev)``)."""
-		from ..Containers.Graph import Node
 		return Node(self, parents)
 
 	def __call__(self, data):
@@ -71,3 +70,12 @@ class Module:
 
 	def paramGrads(self, x: np.ndarray, grad: np.ndarray) -> Dict[str, np.ndarray]:
 		return {}
+
+
+class Node:
+	"""A module in a graph (Containers.Graph) and the nodes feeding it."""
+
+	def __init__(self, module: Module, parents: Sequence["Node"]):
+		if len(parents) > 1:
+			raise ValueError("Node %r: the reference Graph supports one parent per node" % module.name)
+		self.module, self.parents = module, list(parents)

@@ -7,6 +7,7 @@ from ..Backend.TensorTable import TensorList
 from ..Modules.Module import Module
 from ..RMSProp import RMSProp
 from ..Variable import Variable
+from . import referenceKernels
 from .puzzlelibPeer import importCpuPuzzleLib
 from .workloads import Shape, elements
 
@@ -70,21 +71,21 @@ def _flatTable(backend, shapes: List[Shape], dtype):
 def limit(backend, shapes: List[Shape], dtype=np.float32) -> Candidate:
 	"""Read param, grad, ms and write param, ms with no math: same table, launch and threads as our update."""
 	table, arrays = _flatTable(backend, shapes, dtype)
-	return Candidate("limit (same traffic, no math)", lambda keep=arrays: backend.traffic(table), traffic(dtype))
+	return Candidate("limit (same traffic, no math)", lambda keep=arrays: referenceKernels.traffic(backend, table), traffic(dtype))
 
 
 def limit8(backend, shapes: List[Shape], dtype=np.float32) -> Optional[Candidate]:
 	"""The 8-bit state update's traffic (param, grad, codes and scales) with no math, float32 parameters."""
 	if np.dtype(dtype) != np.float32:
 		return None
-	from ..Backend.TensorTable import Quant8Table
+	from ..Quantized8 import Quant8Table
 	from ..Quantized8 import encode, QuantizedState
 	param, grad, _ = _flatLists(backend, shapes, 5, dtype)
 	codes, scales = encode(_host([(elements(shapes), )], 6, True)[0], False)
 	ms = QuantizedState(backend.to_gpu(codes), backend.to_gpu(scales), codes.shape, False)
 	table = Quant8Table(backend, param, grad, TensorList([ms], backend.pointerOf)).launchTable(1.0, 0.0)
 	keep = (param, grad, ms)
-	return Candidate("limit 8-bit state (same traffic, no math)", lambda keep=keep: backend.quant8Traffic(table),
+	return Candidate("limit 8-bit state (same traffic, no math)", lambda keep=keep: referenceKernels.quant8Traffic(backend, table),
 					 QUANT8_BYTES(dtype))
 
 
@@ -93,7 +94,7 @@ def triad(backend, shapes: List[Shape], dtype=np.float32) -> Optional[Candidate]
 	if backend.name != "cpu" or np.dtype(dtype) != np.float32:
 		return None
 	table, arrays = _flatTable(backend, shapes, dtype)
-	return Candidate("STREAM triad (12 B counted)", lambda keep=arrays: backend.traffic(table, kind=1), 12)
+	return Candidate("STREAM triad (12 B counted)", lambda keep=arrays: referenceKernels.traffic(backend, table, kind=1), 12)
 
 
 def naiveNumpy(backend, shapes: List[Shape], dtype=np.float32) -> Optional[Candidate]:

@@ -16,6 +16,8 @@ from puzzlelib_rmsprop import RMSProp
 from puzzlelib_rmsprop.Backend import getBackend
 from puzzlelib_rmsprop.Backend.dtypes import bfloat16
 from puzzlelib_rmsprop.Backend.TensorTable import TensorList
+from puzzlelib_rmsprop.Kernels import Flavour
+from puzzlelib_rmsprop.bench import referenceKernels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cuda_emu"))
 import emu  # noqa: E402
@@ -65,7 +67,7 @@ def update(cuda, host, offset, learnRate=1e-2):
 	"""One launch over (param, grad, ms) copied to the device, each starting ``offset`` elements into its buffer."""
 	views = [cuda.to_gpu(h)[offset:] for h in host]
 	lists = [TensorList([v], cuda.pointerOf) for v in views]
-	cuda.rmsprop(lists[0].launchTable(cuda, lists[1], lists[2], [learnRate]), 0.9, 1e-5)
+	cuda.rmsprop(lists[0].launchTable(cuda, lists[1], lists[2], [learnRate]), Flavour(0.9, 1e-5))
 	return views
 
 
@@ -287,8 +289,8 @@ def test_traffic_limit_kernel_reads_three_and_writes_two(cuda, dtype):
 	host = [np.random.default_rng(7).standard_normal(10_003).astype(dtype) for _ in range(3)]
 	arrays = [cuda.to_gpu(h) for h in host]
 	lists = [TensorList([a], cuda.pointerOf) for a in arrays]
-	cuda.traffic(lists[0].launchTable(cuda, lists[1], lists[2], [1.0]))
+	referenceKernels.traffic(cuda, lists[0].launchTable(cuda, lists[1], lists[2], [1.0]))
 	np.testing.assert_array_equal(arrays[0].get(), host[2])
 	np.testing.assert_array_equal(arrays[2].get(), (host[0].astype(np.float32) + host[1]).astype(dtype))
 	with pytest.raises(ValueError, match="only the same-traffic reference"):
-		cuda.traffic(lists[0].launchTable(cuda, lists[1], lists[2], [1.0]), kind=1)
+		referenceKernels.traffic(cuda, lists[0].launchTable(cuda, lists[1], lists[2], [1.0]), kind=1)

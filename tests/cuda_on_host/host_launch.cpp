@@ -7,17 +7,18 @@
 extern "C" void hostRmsprop(int dtype, const TensorEntry *table, int count, float factor, float epsilon,
 							unsigned int grid, unsigned int block)
 {
+	RMSPropFlavour f = {factor, epsilon};
 	if (dtype == 0)
-		guardedLaunch(grid, block, rmspropFloat32, table, count, factor, epsilon);
+		guardedLaunch(grid, block, rmspropFloat32, table, count, f);
 	else if (dtype == 1)
-		guardedLaunch(grid, block, rmspropFloat16, table, count, factor, epsilon);
+		guardedLaunch(grid, block, rmspropFloat16, table, count, f);
 	else
-		guardedLaunch(grid, block, rmspropBfloat16, table, count, factor, epsilon);
+		guardedLaunch(grid, block, rmspropBfloat16, table, count, f);
 }
 
 extern "C" void hostWeightDecay(float *grad, const float *param, float rate, long long size, unsigned int grid, unsigned int block)
 {
-	guardedLaunch(grid, block, weightDecayFloat32, grad, param, rate, size);
+	guardedLaunch(grid, block, decayGradFloat32, grad, param, rate, size);
 }
 
 extern "C" int hostNonFinite(int dtype, const TensorEntry *table, int count, unsigned int grid, unsigned int block)
@@ -37,12 +38,14 @@ extern "C" void hostFlavour(int combo, const FlavourEntry *table, int count, flo
 {
 	decltype(&flavourFloat32) kernels[] = {flavourFloat32, flavourFloat16, flavourFloat16State32, flavourBfloat16,
 										   flavourBfloat16State32};
-	guardedLaunch(grid, block, kernels[combo], table, count, factor, epsilon, weightDecay, centered, epsilonInSqrt, momentumMode);
+	RMSPropFlavour f = {factor, epsilon, weightDecay, centered, epsilonInSqrt, momentumMode};
+	guardedLaunch(grid, block, kernels[combo], table, count, f);
 }
 
 extern "C" void hostQuant8(int dtype, const Quant8Entry *table, int count, float factor, float epsilon, float weightDecay,
 						   int epsilonInSqrt, int momentumMode, unsigned int grid, unsigned int block)
 {
 	decltype(&quant8Float32) kernels[] = {quant8Float32, quant8Float16, quant8Bfloat16};
-	guardedLaunch(grid, block, kernels[dtype], table, count, factor, epsilon, weightDecay, epsilonInSqrt, momentumMode);
+	RMSPropFlavour f = {factor, epsilon, weightDecay, 0, epsilonInSqrt, momentumMode};
+	guardedLaunch(grid, block, kernels[dtype], table, count, f);
 }
