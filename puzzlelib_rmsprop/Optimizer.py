@@ -16,13 +16,12 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from . import Checkpoint
+from . import Checkpoint, PuzzleLibSave
 from .Backend import getBackend
-from .Backend.PuzzleLibArrays import isContiguous
 from .Quantized8 import QUANT_BLOCK
 from .ShardedState import ShardedLayout
-from .StateLayouts import LocalLayout, PackedLayout, VariableGroup, isOurGrid
-from .Errors import OptimizerError, OptimizerTypeError
+from .StateLayouts import LocalLayout, PackedLayout, VariableGroup, checkVariable, isOurGrid
+from .Errors import OptimizerError
 from .Validation import Range
 
 logger = logging.getLogger("puzzlelib_rmsprop")
@@ -106,16 +105,22 @@ class Optimizer:
 		return {attrName: getattr(self, attrName) for attrName in self.attrs}
 
 	def addHook(self, hook: Callable) -> None:
-		"""``hook(var, state, stream=None)`` runs for every variable before each update (e.g. WeightDecay)."""
+		"""A hook runs before each update: in local state ``hook(var, state, stream)`` for every variable, in global
+		state ``hook(globalVar, state)`` once per dtype on the packed buffer, as PuzzleLib calls them (see
+		``_runHooks``; WeightDecay is called per variable in both)."""
 		self.hooks.append(hook)
 
 	def setupOn(self, mod, useGlobalState: bool = False) -> None:
 		"""Creates the optimizer state for every trainable variable of ``mod``.
 
 		With ``useGlobalState`` the parameters (and grads) of each dtype are packed into one buffer and the
-		module's variables are rebound to views of it (``mod.setVar``)."""
-		if self.module is not None:
-			raise OptimizerError("setupOn: this optimizer is already set up on a module; create a new one")
+		module's variables are rebound to views of it (``mod.setVar``). In local state variables that share memory
+		are refused (their rows would race).
+
+		Called again (on the same module or another), as PuzzleLib: the optimizer is set up anew on ``mod`` in the
+		mode asked for. The old state is dropped (every state starts again from its initial value, as from
+		``setupState``), the old module is no longer updated, and ``t``, the hyperparameters and the hooks stay.
+		Nothing changes if the new setup is refused."""
 		if self.nodeinfo is not None and not useGlobalState:
 			raise OptimizerError("setupOn: nodeinfo needs useGlobalState=True")
 		if self.shardState and not isOurGrid(self.nodeinfo):
@@ -136,41 +141,19 @@ class Optimizer:
 		for names, var in trainable:
 			self.checkVariable(names[0], var, backend)
 
-		self.module, self.customVars = mod, custom
 		if useGlobalState:
 			kind = ShardedLayout if self.shardState else PackedLayout
 			layout = kind(mod, self.setupState, self.updateVar, self._runHooks, self.nodeinfo, self.stateBlock)
 		else:
 			layout = LocalLayout(mod, self.setupState, self.updateVar, self._runHooks)
-		self.layout, self.globalState = layout, layout.globalState
-		for attr in self._layoutAttrs:  # the layout's own dicts, filled by its setup
-			if hasattr(layout, attr):
-				object.__setattr__(self, attr, getattr(layout, attr))
 		layout.setup(trainable, backend)
 
-	@staticmethod
-	def checkVariable(name: str, var, backend) -> None:
-		"""Raises OptimizerError if ``var`` cannot be updated by this optimizer."""
-		data, grad = var.data, var.grad
-		supported = [np.dtype(d) for d, _ in backend.dtypesSupported()]
+		self.module, self.customVars, self.layout, self.globalState = mod, custom, layout, layout.globalState
+		for attr in self._layoutAttrs:  # the layout's own dicts (a second setupOn: fresh ones)
+			object.__setattr__(self, attr, getattr(layout, attr) if hasattr(layout, attr) else OrderedDict())
 
-		if grad is None:
-			raise OptimizerError("variable %r has no grad" % name)
-		if not backend.isOwnArray(data) or not backend.isOwnArray(grad):
-			raise OptimizerTypeError("variable %r: data and grad must be %s backend arrays, got %s and %s" % (
-				name, backend.name, type(data).__name__, type(grad).__name__
-			))
-		if np.dtype(data.dtype) not in supported:
-			raise OptimizerTypeError("variable %r has dtype %s; supported: %s" % (name, data.dtype, [str(d) for d in supported]))
-		if tuple(grad.shape) != tuple(data.shape) or grad.dtype != data.dtype:
-			raise OptimizerError("variable %r: grad is %s %s but data is %s %s" % (
-				name, tuple(grad.shape), grad.dtype, tuple(data.shape), data.dtype
-			))
-		for role, ary in (("data", data), ("grad", grad)):
-			if not isContiguous(ary):
-				raise OptimizerError("variable %r: %s is not contiguous" % (name, role))
-			backend.checkPlacement(name, ary)
-
+	#: raises OptimizerError if a variable cannot be updated by this optimizer (``checkVariable(name, var, backend)``)
+	checkVariable = staticmethod(checkVariable)
 
 	_layoutAttrs = ("states", "groups", "shParams", "shGrads", "globalVar", "globalStates", "plans", "shardGroups")
 
@@ -205,22 +188,43 @@ class Optimizer:
 		for name in self.customVars:
 			self.module.getVar(name).update(self.learnRate)
 
-	def _runHooks(self, group: VariableGroup) -> None:
+	def _runHooks(self, group: VariableGroup, globalVar=None, globalState=None) -> None:
+		"""As PuzzleLib: local state ``hook(var, state, stream)`` per variable; global state ``hook(globalVar,
+		state)`` once per dtype on the packed buffer. A hook with ``eachVariable = True`` (our WeightDecay) is
+		called per variable in both modes, on the variables' views of the buffer, so each one's ``wc`` applies."""
 		for hook in self.hooks:
-			for var, state in zip(group.variables, group.states):
-				hook(var, state, None)
+			if globalVar is None or getattr(hook, "eachVariable", False):
+				for var, state in zip(group.variables, group.states):
+					hook(var, state, None)
+			else:
+				hook(globalVar, globalState)
 
 	def updateVar(self, var, state: Dict, stream=None) -> None:
 		"""Updates ``var`` (a Variable or a MultiVariable) in place from its grad and ``state``."""
 		raise NotImplementedError()
 
-	def save(self, hdf, name: Optional[str] = None) -> None:
+	def save(self, hdf, name: Optional[str] = None, layout: str = "default") -> None:
 		"""Writes attrs and states to HDF5 (a path, written atomically, or an open h5py.File / group),
 		in PuzzleLib's layout: ``<name>.attrs/<attr>`` and ``<name>.states/<param>.<state>``.
 
+		``layout="puzzlelib"`` writes the file PuzzleLib 1.0.3's own optimizer of the same class would write in the
+		same state mode on this backend, so that PuzzleLib can load it and go on: in global state its states are
+		keyed by dtype (CPU ``<class 'numpy.float32'>``, CUDA ``float32``) over its packed buffer. Refused (an
+		OptimizerError, nothing written) for 8-bit state, float32 state of float16 parameters, and the options
+		PuzzleLib's class lacks. The default layout (by name in both modes) loads in either mode.
+
 		With ``shardState`` every rank must call it: the state is gathered to rank 0, which alone writes ``hdf``
 		(atomically, for a path); every rank returns once the file is written, or raises if rank 0 failed."""
-		self._layoutOrEmpty().save(hdf, name or "", self.getAttrDict())
+		if layout not in ("default", "puzzlelib"):
+			raise OptimizerError("save: layout must be 'default' or 'puzzlelib', got %r" % (layout, ))
+		pack = None
+		if layout == "puzzlelib":
+			self._requireSetup("save(layout='puzzlelib')")
+			if getattr(self, "stateBits", None) == 8:
+				raise OptimizerError("save(layout='puzzlelib'): PuzzleLib has no 8-bit state (stateBits=8)")
+			pack = PuzzleLibSave.packer(self.layout.puzzlelibLayout(), self.globalState, getBackend().name == "cuda",
+										getattr(self, "puzzlelibFlavour", True), type(self).__name__)
+		self._layoutOrEmpty().save(hdf, name or "", self.getAttrDict(), pack)
 
 	def load(self, hdf, name: Optional[str] = None) -> None:
 		"""Reads what save() wrote, or what PuzzleLib's save wrote in either state mode (its global-state files,

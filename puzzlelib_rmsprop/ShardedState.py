@@ -5,41 +5,15 @@ the parameters all-gathered. ``save`` gathers the state to rank 0, which writes 
 a file holds (of either mode, any number of ranks) to each rank's pieces.
 """
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
 from . import Checkpoint, Quantized8
 from .Backend.TensorTable import TensorList
 from .Quantized8 import QUANT_BLOCK, QuantizedState
-from .StateLayouts import PackedLayout, VariableGroup
+from .StateLayouts import BufferPart as ShardPart, HostState, PackedLayout, VariableGroup
 from .Variable import Variable
-
-
-class ShardPart:
-	"""The part of a variable inside one piece of this rank's shard: views of its data and grad, its multipliers
-	read through from the variable (so a changed ``learnRate`` takes effect as for the whole variable)."""
-
-	def __init__(self, var, data, grad):
-		self.var, self.data, self.grad = var, data, grad
-
-	@property
-	def learnRate(self) -> float:
-		return self.var.learnRate
-
-	@property
-	def momRate(self) -> float:
-		return self.var.momRate
-
-
-class HostState:
-	"""A host array as Checkpoint reads and writes states: ``get()``, ``shape``, ``dtype``."""
-
-	def __init__(self, ary: np.ndarray):
-		self.ary, self.shape, self.dtype = ary, ary.shape, ary.dtype
-
-	def get(self) -> np.ndarray:
-		return self.ary
 
 
 class ShardedLayout(PackedLayout):
@@ -68,7 +42,7 @@ class ShardedLayout(PackedLayout):
 				x, y = max(a, offset), min(a + p, offset + size)
 				if x < y:
 					names.append(name)
-					parts.append(ShardPart(var, params[x:y], grads[x:y]))
+					parts.append(ShardPart(var.var, params[x:y], grads[x:y]))
 					states.append({key: ary[x - a + s:y - a + s] for key, ary in flatState.items()})
 			buckets.append(VariableGroup(names, parts, states))
 		self.shardGroups[dtype] = buckets
@@ -79,8 +53,8 @@ class ShardedLayout(PackedLayout):
 		info = self.nodeinfo
 		for group in self.groups.values():
 			group._refresh()  # every variable's multipliers checked on every rank, before anything changes
-		for group in self.groups.values():
-			self.runHooks(group)
+		for dtype, group in self.groups.items():
+			self.runHooks(group, self.globalVar[dtype], self.globalStates[dtype])
 
 		if skipNonFinite:
 			for dtype, plan in self.plans.items():
@@ -112,14 +86,14 @@ class ShardedLayout(PackedLayout):
 					self._shardGradTables.append(pieces.launchTable(backend, pieces, pieces, 0.0))
 		return self._shardGradTables
 
-	def save(self, hdf, name: str, attrs: Dict) -> None:
+	def save(self, hdf, name: str, attrs: Dict, pack: Optional[Callable] = None) -> None:
 		"""Every rank calls it: the state is gathered to rank 0, which alone writes ``hdf`` (atomically, for a path);
 		every rank returns once the file is written, or raises if rank 0 failed."""
 		from .Grid import GridError
 		states, failure = self.gatherStates(), None
 		if self.nodeinfo.index == 0:
 			try:
-				Checkpoint.save(hdf, name, attrs, states)
+				Checkpoint.save(hdf, name, attrs, states if pack is None else pack(states))
 			except BaseException as e:  # noqa: BLE001 (re-raised below, once the other ranks know)
 				failure = e
 		if not self.nodeinfo.broadcastValue("the checkpoint's status", int(failure is None)):

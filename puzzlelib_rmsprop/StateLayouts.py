@@ -5,13 +5,15 @@ launch tables, and runs one step's launches. Optimizer chooses the layout and dr
 """
 from collections import OrderedDict
 from operator import attrgetter
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
 from . import Checkpoint
+from .Backend.PuzzleLibArrays import isContiguous
 from .Backend.SharedArray import SharedArray
 from .Backend.TensorTable import TensorList
+from .Errors import OptimizerError, OptimizerTypeError
 from .PuzzleLibCheckpoint import GlobalLayout
 from .Validation import checkMultiplier
 from .Variable import Variable
@@ -31,6 +33,96 @@ def broadcastable(nodeinfo, data):
 	return data.gpudata if puzzlelibs else data
 
 
+def checkVariable(name: str, var, backend) -> None:
+	"""Raises OptimizerError if ``var`` cannot be updated by this optimizer."""
+	data, grad = var.data, var.grad
+	supported = [np.dtype(d) for d, _ in backend.dtypesSupported()]
+
+	if grad is None:
+		raise OptimizerError("variable %r has no grad" % name)
+	if not backend.isOwnArray(data) or not backend.isOwnArray(grad):
+		raise OptimizerTypeError("variable %r: data and grad must be %s backend arrays, got %s and %s" % (
+			name, backend.name, type(data).__name__, type(grad).__name__
+		))
+	if np.dtype(data.dtype) not in supported:
+		raise OptimizerTypeError("variable %r has dtype %s; supported: %s" % (name, data.dtype, [str(d) for d in supported]))
+	if tuple(grad.shape) != tuple(data.shape) or grad.dtype != data.dtype:
+		raise OptimizerError("variable %r: grad is %s %s but data is %s %s" % (
+			name, tuple(grad.shape), grad.dtype, tuple(data.shape), data.dtype
+		))
+	for role, ary in (("data", data), ("grad", grad)):
+		if not isContiguous(ary):
+			raise OptimizerError("variable %r: %s is not contiguous" % (name, role))
+		backend.checkPlacement(name, ary)
+
+
+def checkNoSharing(named, backend) -> None:
+	"""Raises OptimizerError if two of the arrays (``[(variable name, role, array)]``) overlap in memory: their
+	rows would race in one launch."""
+	spans = sorted((backend.pointerOf(ary), int(ary.nbytes), name, role) for name, role, ary in named if ary.nbytes)
+	for (a, n, name, role), (b, _, other, otherRole) in zip(spans, spans[1:]):
+		if b < a + n:
+			raise OptimizerError("variable %r: its %s shares memory with the %s of variable %r; give each variable "
+								 "arrays of its own (or use useGlobalState=True, which copies them)" % (other, otherRole, role, name))
+
+
+class StateTable(dict):
+	"""Global state's ``states``: by parameter name, and by dtype as PuzzleLib keys it (``states[np.float32]`` is
+	the state of the whole packed buffer of that dtype, ``globalStates[np.float32]``)."""
+
+	def __init__(self, globalStates: Dict):
+		super().__init__()
+		self.globalStates = globalStates
+
+	def _dtypeOf(self, key):
+		if isinstance(key, (type, np.dtype)):
+			try:
+				dtype = np.dtype(key).type
+			except TypeError:
+				return None
+			return dtype if dtype in self.globalStates else None
+		return None
+
+	def __missing__(self, key):
+		dtype = self._dtypeOf(key)
+		if dtype is None:
+			raise KeyError(key)
+		return self.globalStates[dtype]
+
+	def __contains__(self, key) -> bool:
+		return dict.__contains__(self, key) or self._dtypeOf(key) is not None
+
+
+class HostState:
+	"""A host array as Checkpoint reads and writes states: ``get()``, ``shape``, ``dtype``."""
+
+	def __init__(self, ary: np.ndarray):
+		self.ary, self.shape, self.dtype = ary, ary.shape, ary.dtype
+
+	def get(self) -> np.ndarray:
+		return self.ary
+
+
+class BufferPart:
+	"""A part of a packed buffer that a launch updates: our views ``data`` and ``grad`` (never what the module's
+	variable holds now, which the user may replace), the multipliers read through from the variable ``var``."""
+
+	def __init__(self, var, data, grad):
+		self.var, self.data, self.grad = var, data, grad
+
+	@property
+	def learnRate(self) -> float:
+		return self.var.learnRate
+
+	@property
+	def momRate(self) -> float:
+		return self.var.momRate
+
+	@property
+	def wc(self) -> float:
+		return self.var.wc
+
+
 class MultiVariable:
 	"""Several variables of one dtype presented to ``updateVar`` as one: ``data`` and ``grad`` are TensorLists
 	and ``learnRate`` holds each variable's multiplier, so ``optimizer.learnRate * var.learnRate`` still works."""
@@ -44,6 +136,7 @@ class VariableGroup:
 
 	def __init__(self, names: List[str], variables: List, states: List[Dict]):
 		self.names, self.variables, self.states = names, variables, states
+		self.held = [(var, var.data, var.grad) for var in variables]  # what the tables point into, kept alive
 		self._multipliers, self._momRates, self._active = None, None, None
 		self._launch, self._single, self._gradList = None, None, None
 
@@ -58,6 +151,16 @@ class VariableGroup:
 	def invalidate(self) -> None:
 		"""Forgets every table (the variables or their arrays changed)."""
 		self._multipliers = self._momRates = self._launch = self._single = self._gradList = None
+		self.held = [(var, var.data, var.grad) for var in self.variables]
+
+	def changed(self, getVar) -> bool:
+		"""Whether the module now holds another variable, or another data or grad array, for any name
+		(identity checks only: this runs every step)."""
+		for name, (var, data, grad) in zip(self.names, self.held):
+			now = getVar(name)
+			if now is not var or now.data is not data or now.grad is not grad:
+				return True
+		return False
 
 	def _refresh(self) -> None:
 		"""Re-reads the learnRate and momRate multipliers; a change (or the first call) invalidates the batches.
@@ -93,7 +196,8 @@ class VariableGroup:
 
 class LocalLayout:
 	"""One state per variable (``states[name]``), one launch per dtype over all of them (or one per variable on
-	streams, PuzzleLib's path)."""
+	streams, PuzzleLib's path). As PuzzleLib, every step uses the variables the module holds now: a replaced
+	variable, or replaced data or grad arrays, are checked and the tables rebuilt (identity checks otherwise)."""
 
 	globalState = False
 
@@ -103,11 +207,36 @@ class LocalLayout:
 		self.groups: Dict[type, VariableGroup] = OrderedDict()
 
 	def setup(self, trainable, backend) -> None:
+		checkNoSharing([(names[0], role, ary) for names, var in trainable for role, ary in (("data", var.data), ("grad", var.grad))], backend)
 		groups = OrderedDict()
 		for names, var in trainable:
 			self.states[names[0]] = self.setupState(var)
 			groups.setdefault(np.dtype(var.data.dtype).type, []).append((names[0], var))
 		self.makeGroups(groups)
+
+	def follow(self, backend) -> None:
+		"""Takes the module's current variables; on any change checks every array of every variable (size, dtype,
+		contiguity, backend, no sharing) before anything changes, then rebuilds the tables."""
+		getVar = self.module.getVar
+		if not any(group.changed(getVar) for group in self.groups.values()):
+			return
+		current = {dtype: [getVar(name) for name in group.names] for dtype, group in self.groups.items()}
+		named = []
+		for dtype, group in self.groups.items():
+			for name, var, state in zip(group.names, current[dtype], group.states):
+				checkVariable(name, var, backend)
+				if np.dtype(var.data.dtype) != np.dtype(dtype):
+					raise OptimizerTypeError("variable %r: its data is now %s, but it was set up as %s" % (
+						name, np.dtype(var.data.dtype), np.dtype(dtype)))
+				for key, ary in state.items():
+					if tuple(ary.shape) != tuple(var.data.shape):
+						raise OptimizerError("variable %r: its data is now %s, but its state %r is %s" % (
+							name, tuple(var.data.shape), key, tuple(ary.shape)))
+				named += [(name, "data", var.data), (name, "grad", var.grad)]
+		checkNoSharing(named, backend)
+		for dtype, group in self.groups.items():
+			group.variables[:] = current[dtype]
+			group.invalidate()
 
 	def makeGroups(self, groups) -> None:
 		for dtype, members in groups.items():
@@ -115,12 +244,14 @@ class LocalLayout:
 			self.groups[dtype] = VariableGroup(names, [var for _, var in members], [self.states[n] for n in names])
 
 	def zeroGrads(self, backend) -> None:
+		self.follow(backend)
 		for group in self.groups.values():
 			for var in group.variables:
 				backend.fill(var.grad, 0)
 
 	def prepare(self, backend, skipNonFinite: bool):
 		"""Checks and tables first (nothing changed yet), then the hooks; what ``step`` launches."""
+		self.follow(backend)
 		launches = {dtype: group.launch(backend) for dtype, group in self.groups.items()}
 		for group in self.groups.values():
 			self.runHooks(group)
@@ -156,8 +287,9 @@ class LocalLayout:
 		return GlobalLayout([(np.dtype(dtype), [(n, tuple(v.data.shape)) for n, v in zip(group.names, group.variables)])
 							 for dtype, group in self.groups.items()])
 
-	def save(self, hdf, name: str, attrs: Dict) -> None:
-		Checkpoint.save(hdf, name, attrs, self.states)
+	def save(self, hdf, name: str, attrs: Dict, pack: Optional[Callable] = None) -> None:
+		"""Writes attrs and the states by name, or what ``pack`` makes of them (another file layout)."""
+		Checkpoint.save(hdf, name, attrs, self.states if pack is None else pack(self.states))
 
 	def stateTemplates(self) -> Dict:
 		"""What Checkpoint checks a file against."""
@@ -176,11 +308,15 @@ class PackedLayout(LocalLayout):
 
 	globalState = True
 
+	def follow(self, backend) -> None:
+		"""PuzzleLib's global state updates its packed buffers whatever the module holds now: so does this."""
+
 	def __init__(self, module, setupState: Callable, updateVar: Callable, runHooks: Callable, nodeinfo, stateBlock: int):
 		super().__init__(module, setupState, updateVar, runHooks)
 		self.nodeinfo, self.stateBlock = nodeinfo, stateBlock
 		self.shParams, self.shGrads = {}, {}
 		self.globalVar, self.globalStates = OrderedDict(), OrderedDict()
+		self.states = StateTable(self.globalStates)
 		self.plans = OrderedDict()  # dtype -> the nodeinfo's ShardPlan of the flat buffers (our MPINodeInfo)
 
 	def setup(self, trainable, backend) -> None:
@@ -215,7 +351,8 @@ class PackedLayout(LocalLayout):
 			for name in names:
 				self.module.setVar(name, rebound)
 
-			groups.setdefault(dtype, []).append((names[0], rebound))
+			part = BufferPart(rebound, self.shParams[dtype][names[0]], self.shGrads[dtype][names[0]])
+			groups.setdefault(dtype, []).append((names[0], part))
 
 		for dtype, globalVar in self.globalVar.items():
 			if self.nodeinfo is not None:
@@ -238,7 +375,7 @@ class PackedLayout(LocalLayout):
 	def prepare(self, backend, skipNonFinite: bool):
 		launches = {dtype: group.launch(backend) for dtype, group in self.groups.items()}
 		for dtype, group in self.groups.items():
-			self.runHooks(group)
+			self.runHooks(group, self.globalVar[dtype], self.globalStates[dtype])
 			if self.nodeinfo is not None:
 				self.nodeinfo.sumTensor("grad", self.globalVar[dtype].grad)  # ours: padded to its plan at setup
 		return launches
