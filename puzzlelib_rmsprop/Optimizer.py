@@ -1,9 +1,13 @@
 """PuzzleLib's Optimizer base class, with one fused launch per dtype per step in both state modes.
 
 A subclass overrides only ``setupState(var)`` and ``updateVar(var, state, stream=None)``. Unlike PuzzleLib:
-- per-variable ``learnRate`` multipliers (0 freezes), ``wc`` and hooks keep working in global state;
-- states are keyed by parameter name in both modes (global-state states are views of one buffer), so a
-  checkpoint saved in one mode loads in the other;
+- per-variable ``learnRate`` multipliers (0 freezes) and WeightDecay's ``wc`` keep working in global state (user
+  hooks are called as PuzzleLib calls them: see ``addHook``);
+- states are keyed by parameter name in both modes (global-state states are views of one buffer, and also keyed
+  by dtype as in PuzzleLib), so a checkpoint saved in one mode loads in the other; ``save(layout="puzzlelib")``
+  writes PuzzleLib's own layout;
+- in local state every step uses the variables the module holds now, as PuzzleLib does, and refuses (changing
+  nothing) arrays the kernels must not touch; see docs/drop-in.md;
 - local state also updates all variables of a dtype in one multi-tensor launch (``useStreams=True`` keeps
   PuzzleLib's per-variable launches on streams);
 - with ``shardState`` (and our MPINodeInfo) each rank keeps and updates only its shard of the state (ZeRO stage 1).
@@ -13,8 +17,6 @@ Where the state lives is a layout's business (StateLayouts: local and packed; Sh
 import logging
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional
-
-import numpy as np
 
 from . import Checkpoint, PuzzleLibSave
 from .Backend import getBackend

@@ -4,7 +4,7 @@ Local state: ``<param>.<state>``, as ours. Global state: one dataset per state o
 keyed as the backend keys it (CPU ``<class 'numpy.float32'>``, CUDA ``float32``), variables where PuzzleLib's
 SharedArray puts them (PuzzleLibCheckpoint.GlobalLayout: CPU packed, CUDA 16-byte blocks), padding zero.
 """
-from typing import Dict, Optional
+from typing import Callable, Dict
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def puzzlelibStates(states: Dict[str, Dict], layout: GlobalLayout, globalState: 
 	return out
 
 
-def packer(layout: GlobalLayout, globalState: bool, cuda: bool, flavourOk: bool, className: str) -> Optional[callable]:
+def packer(layout: GlobalLayout, globalState: bool, cuda: bool, flavourOk: bool, className: str) -> Callable[[Dict], Dict]:
 	"""The function ``save`` applies to the by-name states; refuses options PuzzleLib's class does not have."""
 	if not flavourOk:
 		raise OptimizerError("save(layout='puzzlelib'): PuzzleLib's %s has none of the options set here (momentum, "

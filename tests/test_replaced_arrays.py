@@ -2,6 +2,7 @@
 checked before any launch; the wrong ones are refused with nothing changed. Each case runs in its own process
 (tests/replaced_arrays_child.py), so memory corruption shows as a failed test rather than a dead test run."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,6 @@ def test_wrong_arrays_are_refused_and_nothing_changes(case, useStreams):
 							capture_output=True, text=True, timeout=300, env=env)
 	assert result.returncode == 0, "exit %d\n%s\n%s" % (result.returncode, result.stdout, result.stderr[-3000:])
 	assert "OK %s" % case in result.stdout
-	import re
 	assert re.search(MESSAGES[case], result.stdout), result.stdout
 
 
@@ -73,7 +73,7 @@ def test_global_state_updates_its_own_buffer_whatever_the_module_holds(rng):
 	opt = RMSProp(learnRate=0.1)
 	opt.setupOn(bag, useGlobalState=True)
 	opt.globalVar[np.float32].grad.set(np.ones(opt.globalVar[np.float32].grad.shape, np.float32))
-	var = bag.getVar("bag.w") if hasattr(bag, "getVar") else bag.vars["w"]
+	var = bag.vars["w"]
 	foreign = gpuarray.to_gpu(np.full(3, 5.0, np.float32))
 	var.grad = foreign
 	before = opt.globalVar[np.float32].data.get().copy()
