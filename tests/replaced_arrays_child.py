@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 
 from puzzlelib_rmsprop import OptimizerError, RMSProp  # noqa: E402
 from puzzlelib_rmsprop.Backend import gpuarray  # noqa: E402
+from puzzlelib_rmsprop.Backend.PuzzleLibArrays import isContiguous  # noqa: E402
 from puzzlelib_rmsprop.Modules.Module import Module  # noqa: E402
 from puzzlelib_rmsprop.Variable import Variable  # noqa: E402
 
@@ -64,11 +65,13 @@ def replace(case, mod, blocks):
 
 
 def snapshot(opt, mod, blocks):
-	arrays = [np.array(b.numpy() if hasattr(b, "numpy") else b.get(), copy=True) for b in blocks]
+	arrays = [np.array(b.numpy() if hasattr(b, "numpy") else b.get(), copy=True) for b in blocks]  # the guards too
 	for name in ("v", "w"):
 		var = mod.getVar(name)
 		for ary in (var.data, var.grad):
-			arrays.append(np.array(ary.numpy() if hasattr(ary, "numpy") else ary.get(), copy=True))
+			if hasattr(ary, "numpy") or not isContiguous(ary):
+				continue  # foreign and strided replacements: their whole block is in ``blocks`` already
+			arrays.append(np.array(ary.get(), copy=True))
 	arrays += [state["ms"].get().copy() for state in opt.states.values()]
 	return arrays, opt.t
 
