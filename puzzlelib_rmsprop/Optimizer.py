@@ -1,117 +1,32 @@
 """PuzzleLib's Optimizer base class, with one fused launch per dtype per step in both state modes.
 
 A subclass overrides only ``setupState(var)`` and ``updateVar(var, state, stream=None)``. Unlike PuzzleLib:
-- per-variable ``learnRate`` multipliers (0 freezes), ``wc`` and hooks keep working in global state;
-- states are keyed by parameter name in both modes (global-state states are views of one buffer), so a
-  checkpoint saved in one mode loads in the other;
+- per-variable ``learnRate`` multipliers (0 freezes) and WeightDecay's ``wc`` keep working in global state (user
+  hooks are called as PuzzleLib calls them: see ``addHook``);
+- states are keyed by parameter name in both modes (global-state states are views of one buffer, and also keyed
+  by dtype as in PuzzleLib), so a checkpoint saved in one mode loads in the other; ``save(layout="puzzlelib")``
+  writes PuzzleLib's own layout;
+- in local state every step uses the variables the module holds now, as PuzzleLib does, and refuses (changing
+  nothing) arrays the kernels must not touch; see docs/drop-in.md;
 - local state also updates all variables of a dtype in one multi-tensor launch (``useStreams=True`` keeps
   PuzzleLib's per-variable launches on streams);
 - with ``shardState`` (and our MPINodeInfo) each rank keeps and updates only its shard of the state (ZeRO stage 1).
+
+Where the state lives is a layout's business (StateLayouts: local and packed; ShardedState: ZeRO-1).
 """
 import logging
 from collections import OrderedDict
-from operator import attrgetter
 from typing import Callable, Dict, List, Optional
 
-import numpy as np
-
-from . import Checkpoint
+from . import Checkpoint, PuzzleLibSave
 from .Backend import getBackend
-from .Backend.PuzzleLibArrays import isContiguous
-from .Backend.SharedArray import SharedArray
-from . import Quantized8
-from .Quantized8 import QUANT_BLOCK, QuantizedState
-from .Backend.TensorTable import TensorList
-from .PuzzleLibCheckpoint import GlobalLayout
-from .Errors import OptimizerError, OptimizerTypeError
-from .Validation import Range, checkMultiplier
-from .Variable import Variable
+from .Quantized8 import QUANT_BLOCK
+from .ShardedState import ShardedLayout
+from .StateLayouts import LocalLayout, PackedLayout, VariableGroup, checkVariable, isOurGrid
+from .Errors import OptimizerError
+from .Validation import Range
 
 logger = logging.getLogger("puzzlelib_rmsprop")
-_learnRate, _momRate = attrgetter("learnRate"), attrgetter("momRate")
-
-
-class MultiVariable:
-	"""Several variables of one dtype presented to ``updateVar`` as one: ``data`` and ``grad`` are TensorLists
-	and ``learnRate`` holds each variable's multiplier, so ``optimizer.learnRate * var.learnRate`` still works."""
-
-	def __init__(self, data: TensorList, grad: TensorList, learnRate: np.ndarray, momRate: np.ndarray):
-		self.data, self.grad, self.learnRate, self.momRate = data, grad, learnRate, momRate
-
-
-class VariableGroup:
-	"""The variables of one dtype that one launch updates, with their states. The variables are the ones the
-	module had at setupOn (and PuzzleLib's load() writes into them in place)."""
-
-	def __init__(self, names: List[str], variables: List, states: List[Dict]):
-		self.names, self.variables, self.states = names, variables, states
-		self._multipliers, self._momRates, self._active = None, None, None
-		self._launch, self._single, self._gradList = None, None, None
-
-	def _batch(self, backend, indices: List[int]):
-		"""(MultiVariable, state of TensorLists) over the variables at ``indices``."""
-		pick = lambda arrays: TensorList([arrays[i] for i in indices], backend.pointerOf)
-		var = MultiVariable(pick([v.data for v in self.variables]), pick([v.grad for v in self.variables]),
-							np.array([self._multipliers[i] for i in indices], dtype=np.float64),
-							np.array([self._momRates[i] for i in indices], dtype=np.float64))
-		return var, {key: pick([s[key] for s in self.states]) for key in (self.states[0] if self.states else {})}
-
-	def _refresh(self) -> None:
-		"""Re-reads the learnRate and momRate multipliers; a change (or the first call) invalidates the batches.
-		Raises OptimizerError on a non-finite multiplier, before anything is launched."""
-		multipliers, momRates = list(map(_learnRate, self.variables)), list(map(_momRate, self.variables))
-		if multipliers != self._multipliers or momRates != self._momRates:
-			for name, m, r in zip(self.names, multipliers, momRates):
-				checkMultiplier(name, m, "learnRate")
-				checkMultiplier(name, r, "momRate")
-			self._multipliers, self._momRates, self._launch, self._single = multipliers, momRates, None, None
-			self._active = [i for i, m in enumerate(multipliers) if m > 0.0]  # PuzzleLib skips the rest entirely
-
-	def launch(self, backend):
-		"""The one batch of all variables whose multiplier is > 0."""
-		self._refresh()
-		if self._launch is None:
-			self._launch = self._batch(backend, self._active)
-		return self._launch
-
-	def singles(self, backend):
-		"""One batch per variable whose multiplier is > 0 (the per-stream path); cached like ``launch``."""
-		self._refresh()
-		if self._single is None:
-			self._single = [self._batch(backend, [i]) for i in self._active]
-		return self._single
-
-	def gradTable(self, backend):
-		"""A table of every variable's grad (all of them, frozen included), for the non-finite check."""
-		if self._gradList is None:
-			self._gradList = TensorList([var.grad for var in self.variables], backend.pointerOf)
-		return self._gradList.launchTable(backend, self._gradList, self._gradList, 0.0)
-
-
-class ShardPart:
-	"""The part of a variable inside one piece of this rank's shard: views of its data and grad, its multipliers
-	read through from the variable (so a changed ``learnRate`` takes effect as for the whole variable)."""
-
-	def __init__(self, var, data, grad):
-		self.var, self.data, self.grad = var, data, grad
-
-	@property
-	def learnRate(self) -> float:
-		return self.var.learnRate
-
-	@property
-	def momRate(self) -> float:
-		return self.var.momRate
-
-
-class _HostState:
-	"""A host array as Checkpoint reads and writes states: ``get()``, ``shape``, ``dtype``."""
-
-	def __init__(self, ary: np.ndarray):
-		self.ary, self.shape, self.dtype = ary, ary.shape, ary.dtype
-
-	def get(self) -> np.ndarray:
-		return self.ary
 
 
 class Optimizer:
@@ -160,7 +75,7 @@ class Optimizer:
 		self.groups: Dict[type, VariableGroup] = OrderedDict()
 		self.plans = OrderedDict()        # dtype -> the nodeinfo's ShardPlan of the flat buffers (our MPINodeInfo)
 		self.shardGroups = OrderedDict()  # dtype -> one VariableGroup of ShardParts per bucket (shardState)
-		self._shardGradTables = None
+		self.layout = None
 
 	def setStateBits(self, stateBits: Optional[int]) -> None:
 		"""None keeps the states in their arrays' dtype; 8 stores them as 8-bit codes with one float32 scale per
@@ -192,19 +107,25 @@ class Optimizer:
 		return {attrName: getattr(self, attrName) for attrName in self.attrs}
 
 	def addHook(self, hook: Callable) -> None:
-		"""``hook(var, state, stream=None)`` runs for every variable before each update (e.g. WeightDecay)."""
+		"""A hook runs before each update: in local state ``hook(var, state, stream)`` for every variable, in global
+		state ``hook(globalVar, state)`` once per dtype on the packed buffer, as PuzzleLib calls them (see
+		``_runHooks``; WeightDecay is called per variable in both)."""
 		self.hooks.append(hook)
 
 	def setupOn(self, mod, useGlobalState: bool = False) -> None:
 		"""Creates the optimizer state for every trainable variable of ``mod``.
 
 		With ``useGlobalState`` the parameters (and grads) of each dtype are packed into one buffer and the
-		module's variables are rebound to views of it (``mod.setVar``)."""
-		if self.module is not None:
-			raise OptimizerError("setupOn: this optimizer is already set up on a module; create a new one")
+		module's variables are rebound to views of it (``mod.setVar``). In local state variables that share memory
+		are refused (their rows would race).
+
+		Called again (on the same module or another), as PuzzleLib: the optimizer is set up anew on ``mod`` in the
+		mode asked for. The old state is dropped (every state starts again from its initial value, as from
+		``setupState``), the old module is no longer updated, and ``t``, the hyperparameters and the hooks stay.
+		Nothing changes if the new setup is refused."""
 		if self.nodeinfo is not None and not useGlobalState:
 			raise OptimizerError("setupOn: nodeinfo needs useGlobalState=True")
-		if self.shardState and not self._ourGrid():
+		if self.shardState and not isOurGrid(self.nodeinfo):
 			raise OptimizerError("setupOn: shardState=True needs nodeinfo=puzzlelib_rmsprop.Grid.MPINodeInfo(...) (got %s)" % (
 				"no nodeinfo" if self.nodeinfo is None else type(self.nodeinfo).__name__))
 
@@ -222,136 +143,21 @@ class Optimizer:
 		for names, var in trainable:
 			self.checkVariable(names[0], var, backend)
 
-		self.module, self.customVars = mod, custom
-		self.setupGlobalState(trainable, backend) if useGlobalState else self.setupLocalStates(trainable)
+		if useGlobalState:
+			kind = ShardedLayout if self.shardState else PackedLayout
+			layout = kind(mod, self.setupState, self.updateVar, self._runHooks, self.nodeinfo, self.stateBlock)
+		else:
+			layout = LocalLayout(mod, self.setupState, self.updateVar, self._runHooks)
+		layout.setup(trainable, backend)
 
-	@staticmethod
-	def checkVariable(name: str, var, backend) -> None:
-		"""Raises OptimizerError if ``var`` cannot be updated by this optimizer."""
-		data, grad = var.data, var.grad
-		supported = [np.dtype(d) for d, _ in backend.dtypesSupported()]
+		self.module, self.customVars, self.layout, self.globalState = mod, custom, layout, layout.globalState
+		for attr in self._layoutAttrs:  # the layout's own dicts (a second setupOn: fresh ones)
+			object.__setattr__(self, attr, getattr(layout, attr) if hasattr(layout, attr) else OrderedDict())
 
-		if grad is None:
-			raise OptimizerError("variable %r has no grad" % name)
-		if not backend.isOwnArray(data) or not backend.isOwnArray(grad):
-			raise OptimizerTypeError("variable %r: data and grad must be %s backend arrays, got %s and %s" % (
-				name, backend.name, type(data).__name__, type(grad).__name__
-			))
-		if np.dtype(data.dtype) not in supported:
-			raise OptimizerTypeError("variable %r has dtype %s; supported: %s" % (name, data.dtype, [str(d) for d in supported]))
-		if tuple(grad.shape) != tuple(data.shape) or grad.dtype != data.dtype:
-			raise OptimizerError("variable %r: grad is %s %s but data is %s %s" % (
-				name, tuple(grad.shape), grad.dtype, tuple(data.shape), data.dtype
-			))
-		for role, ary in (("data", data), ("grad", grad)):
-			if not isContiguous(ary):
-				raise OptimizerError("variable %r: %s is not contiguous" % (name, role))
-			backend.checkPlacement(name, ary)
+	#: raises OptimizerError if a variable cannot be updated by this optimizer (``checkVariable(name, var, backend)``)
+	checkVariable = staticmethod(checkVariable)
 
-	def setupGlobalState(self, trainable, backend) -> None:
-		self.globalState = True
-
-		for names, var in trainable:
-			dtype = np.dtype(var.data.dtype).type
-			if dtype not in self.shParams:  # the buffers are of the first variable's kind (PuzzleLib's arrays: its own)
-				self.shParams[dtype] = SharedArray(dtype, backend.zerosLike(var.data), self.stateBlock)
-				self.shGrads[dtype] = SharedArray(dtype, backend.zerosLike(var.grad), self.stateBlock)
-			self.shParams[dtype].register(var.data.shape, dtype, names[0])
-			self.shGrads[dtype].register(var.grad.shape, dtype, names[0])
-
-		for dtype in self.shParams:
-			if self._ourGrid():
-				# padded so that every rank's piece of every bucket is equal and aligned (see Grid.ShardPlan)
-				plan = self.plans[dtype] = self.nodeinfo.shardPlan(self.shParams[dtype].size, dtype)
-				assert plan.step % self.stateBlock == 0
-				self.shParams[dtype].size = self.shGrads[dtype].size = plan.padded
-			self.shParams[dtype].build()
-			self.shGrads[dtype].build()
-			self.globalVar[dtype] = Variable(self.shParams[dtype].ary, grad=self.shGrads[dtype].ary)
-
-		groups = OrderedDict()
-		for names, var in trainable:
-			dtype = np.dtype(var.data.dtype).type
-			data = backend.viewLike(var.data, self.shParams[dtype][names[0]])
-			grad = backend.viewLike(var.grad, self.shGrads[dtype][names[0]])
-			data.set(var.data.get())
-			grad.set(var.grad.get())
-
-			rebound = type(var)(data, grad=grad)  # the module's own Variable class
-			rebound.learnRate, rebound.momRate, rebound.wc = var.learnRate, var.momRate, var.wc
-			for name in names:
-				self.module.setVar(name, rebound)
-
-			groups.setdefault(dtype, []).append((names[0], rebound))
-
-		for dtype, globalVar in self.globalVar.items():
-			if self.nodeinfo is not None:
-				self.nodeinfo.broadcastBuffer("data", self._broadcastable(globalVar.data))
-
-			if self.shardState:
-				self._setupShard(dtype, groups[dtype])
-				continue
-
-			flatState = self.setupState(globalVar)
-			self.globalStates[dtype] = flatState
-
-			for name, _ in groups[dtype]:
-				self.states[name] = {key: self.shParams[dtype].view(ary, name) for key, ary in flatState.items()}
-
-		self._makeGroups(groups)
-
-	def _ourGrid(self) -> bool:
-		"""Whether the nodeinfo is our MPINodeInfo (or like it): reduce-scatter, all-gather and shard plans."""
-		return all(hasattr(self.nodeinfo, attr) for attr in ("shardPlan", "reduceScatter", "allGather", "finishGathers"))
-
-	def _varSpans(self, dtype, members):
-		"""(name, variable, offset, size) of each variable in the flat buffer of ``dtype``."""
-		spans = []
-		for name, var in members:
-			shape, offset = self.shParams[dtype].regs[name]
-			spans.append((name, var, offset, int(np.prod(shape, dtype=np.int64))))
-		return spans
-
-	def _setupShard(self, dtype, members) -> None:
-		"""This rank's state (its pieces end to end) and one group of ShardParts per bucket."""
-		plan, rank = self.plans[dtype], self.nodeinfo.index
-		params, grads = self.globalVar[dtype].data, self.globalVar[dtype].grad
-		# setupState sees a variable of the shard's length (views: nothing is allocated for it)
-		flatState = self.setupState(Variable(params[:plan.shardLen], name="shard", grad=grads[:plan.shardLen]))
-		self.globalStates[dtype] = flatState
-		for name, _ in members:
-			self.states[name] = {}
-
-		buckets = []
-		for a, s, p in plan.pieces(rank):
-			names, parts, states = [], [], []
-			for name, var, offset, size in self._varSpans(dtype, members):
-				x, y = max(a, offset), min(a + p, offset + size)
-				if x < y:
-					names.append(name)
-					parts.append(ShardPart(var, params[x:y], grads[x:y]))
-					states.append({key: ary[x - a + s:y - a + s] for key, ary in flatState.items()})
-			buckets.append(VariableGroup(names, parts, states))
-		self.shardGroups[dtype] = buckets
-
-	def _broadcastable(self, data):
-		"""What ``broadcastBuffer`` gets: the array for ours (MPINodeInfo); for PuzzleLib's own nodeinfo
-		(PuzzleLib.Grid) what PuzzleLib's optimizer passes it, the array's buffer ``data.gpudata``."""
-		puzzlelibs = any(kind.__module__.split(".")[0] == "PuzzleLib" for kind in type(self.nodeinfo).__mro__)
-		return data.gpudata if puzzlelibs else data
-
-	def setupLocalStates(self, trainable) -> None:
-		groups = OrderedDict()
-		for names, var in trainable:
-			self.states[names[0]] = self.setupState(var)
-			groups.setdefault(np.dtype(var.data.dtype).type, []).append((names[0], var))
-
-		self._makeGroups(groups)
-
-	def _makeGroups(self, groups) -> None:
-		for dtype, members in groups.items():
-			names = [name for name, _ in members]
-			self.groups[dtype] = VariableGroup(names, [var for _, var in members], [self.states[n] for n in names])
+	_layoutAttrs = ("states", "groups", "shParams", "shGrads", "globalVar", "globalStates", "plans", "shardGroups")
 
 	def _requireSetup(self, method: str) -> None:
 		if self.module is None:
@@ -360,15 +166,7 @@ class Optimizer:
 	def zeroGradParams(self) -> None:
 		"""Fills every trainable variable's grad with 0 (one fill per dtype in global state)."""
 		self._requireSetup("zeroGradParams")
-
-		backend = getBackend()
-		if self.globalState:
-			for globalVar in self.globalVar.values():
-				backend.fill(globalVar.grad, 0)
-		else:
-			for group in self.groups.values():
-				for var in group.variables:
-					backend.fill(var.grad, 0)
+		self.layout.zeroGrads(getBackend())
 
 	def setupState(self, var) -> Dict:
 		"""The state arrays (same shape as ``var.data``) the update needs for ``var``."""
@@ -379,210 +177,68 @@ class Optimizer:
 		then the custom-updater variables. Everything is checked before anything changes."""
 		self._requireSetup("update")
 		backend = getBackend()
-		if self.shardState:
-			self._updateSharded(backend)
-			return
-		launches = {dtype: group.launch(backend) for dtype, group in self.groups.items()}
+		pending = self.layout.prepare(backend, self.skipNonFinite)
 
-		for dtype, group in self.groups.items():
-			self._runHooks(group)
-			if self.nodeinfo is not None:
-				self.nodeinfo.sumTensor("grad", self.globalVar[dtype].grad)  # ours: padded to its plan at setup
-
-		if self.skipNonFinite and backend.anyNonFinite([group.gradTable(backend) for group in self.groups.values()]):
+		if self.skipNonFinite and self.layout.anyNonFinite(backend):
 			self.skippedSteps += 1
 			logger.warning("update %d skipped: a gradient holds inf or NaN (%d skipped so far)", self.t + 1, self.skippedSteps)
 			return
 
 		self.t += 1
-		for dtype, group in self.groups.items():
-			if useStreams and not self.globalState:
-				self._updateOnStreams(group, backend, sync)
-			else:
-				var, state = launches[dtype]
-				if len(var.data) > 0:
-					self.updateVar(var, state)
+		self.layout.step(pending, backend, useStreams, sync)
 
 		for name in self.customVars:
 			self.module.getVar(name).update(self.learnRate)
 
-	def _updateSharded(self, backend) -> None:
-		"""Hooks on the full grads; per dtype, the reduce-scatter of the grads bucket by bucket, each bucket's piece
-		updated as soon as its mean is there and then all-gathered (while the next buckets are reduced). With
-		``skipNonFinite`` every bucket is reduced first, and the ranks vote: one decision for all."""
-		info = self.nodeinfo
-		for group in self.groups.values():
-			group._refresh()  # every variable's multipliers checked on every rank, before anything changes
-		for dtype, group in self.groups.items():
-			self._runHooks(group)
-
-		if self.skipNonFinite:
-			for dtype, plan in self.plans.items():
-				for _ in info.reduceScatter("grad", self.globalVar[dtype].grad, plan):
-					pass
-			if info.anyTrue(backend.anyNonFinite(self._shardGradTableList(backend))):
-				self.skippedSteps += 1
-				logger.warning("update %d skipped: a gradient holds inf or NaN (%d skipped so far)", self.t + 1, self.skippedSteps)
-				return
-			reduced = {dtype: range(len(plan.buckets)) for dtype, plan in self.plans.items()}
-		else:
-			reduced = {dtype: info.reduceScatter("grad", self.globalVar[dtype].grad, plan) for dtype, plan in self.plans.items()}
-
-		self.t += 1
-		for dtype, buckets in reduced.items():
-			for k in buckets:
-				var, state = self.shardGroups[dtype][k].launch(backend)
-				if len(var.data) > 0:
-					self.updateVar(var, state)
-				info.allGather("data", self.globalVar[dtype].data, self.plans[dtype], k)
-		info.finishGathers()
-
-	def _shardGradTableList(self, backend):
-		"""Tables of this rank's pieces of every grad buffer, for the non-finite check."""
-		if self._shardGradTables is None:
-			self._shardGradTables = []
-			for dtype, plan in self.plans.items():
-				grads = self.globalVar[dtype].grad
-				pieces = TensorList([grads[a:a + p] for a, _, p in plan.pieces(self.nodeinfo.index)], backend.pointerOf)
-				if len(pieces):
-					self._shardGradTables.append(pieces.launchTable(backend, pieces, pieces, 0.0))
-		return self._shardGradTables
-
-	def _runHooks(self, group: VariableGroup) -> None:
+	def _runHooks(self, group: VariableGroup, globalVar=None, globalState=None) -> None:
+		"""As PuzzleLib: local state ``hook(var, state, stream)`` per variable; global state ``hook(globalVar,
+		state)`` once per dtype on the packed buffer. A hook with ``eachVariable = True`` (our WeightDecay) is
+		called per variable in both modes, on the variables' views of the buffer, so each one's ``wc`` applies."""
 		for hook in self.hooks:
-			for var, state in zip(group.variables, group.states):
-				hook(var, state, None)
-
-	def _updateOnStreams(self, group: VariableGroup, backend, sync: bool) -> None:
-		"""PuzzleLib's per-variable path: each variable on its own stream (its table cached like the batch's)."""
-		singles = group.singles(backend)
-		streams = backend.streams(len(singles))
-
-		for (var, state), stream in zip(singles, streams):
-			self.updateVar(var, state, stream)
-
-		if sync:
-			backend.synchronize(streams)
+			if globalVar is None or getattr(hook, "eachVariable", False):
+				for var, state in zip(group.variables, group.states):
+					hook(var, state, None)
+			else:
+				hook(globalVar, globalState)
 
 	def updateVar(self, var, state: Dict, stream=None) -> None:
 		"""Updates ``var`` (a Variable or a MultiVariable) in place from its grad and ``state``."""
 		raise NotImplementedError()
 
-	def save(self, hdf, name: Optional[str] = None) -> None:
+	def save(self, hdf, name: Optional[str] = None, layout: str = "default") -> None:
 		"""Writes attrs and states to HDF5 (a path, written atomically, or an open h5py.File / group),
 		in PuzzleLib's layout: ``<name>.attrs/<attr>`` and ``<name>.states/<param>.<state>``.
 
+		``layout="puzzlelib"`` writes the file PuzzleLib 1.0.3's own optimizer of the same class would write in the
+		same state mode on this backend, so that PuzzleLib can load it and go on: in global state its states are
+		keyed by dtype (CPU ``<class 'numpy.float32'>``, CUDA ``float32``) over its packed buffer. Refused (an
+		OptimizerError, nothing written) for 8-bit state, float32 state of float16 parameters, and the options
+		PuzzleLib's class lacks. The default layout (by name in both modes) loads in either mode.
+
 		With ``shardState`` every rank must call it: the state is gathered to rank 0, which alone writes ``hdf``
 		(atomically, for a path); every rank returns once the file is written, or raises if rank 0 failed."""
-		if not self.shardState:
-			Checkpoint.save(hdf, name or "", self.getAttrDict(), self.states)
-			return
-
-		from .Grid import GridError
-		states, failure = self._gatherShardStates(), None
-		if self.nodeinfo.index == 0:
-			try:
-				Checkpoint.save(hdf, name or "", self.getAttrDict(), states)
-			except BaseException as e:  # noqa: BLE001 (re-raised below, once the other ranks know)
-				failure = e
-		if not self.nodeinfo.broadcastValue("the checkpoint's status", int(failure is None)):
-			if failure is not None:
-				raise failure
-			raise GridError("rank %d of %d: rank 0 could not write the checkpoint %s (see its error)" % (
-				self.nodeinfo.index, self.nodeinfo.gridsize, getattr(hdf, "filename", hdf)))
-
-	def _fullStates(self, dtype, gathered: np.ndarray, unit: int = 1) -> np.ndarray:
-		"""The flat buffer's state from every rank's shard (``gathered``, by rank); ``unit`` elements per value."""
-		plan = self.plans[dtype]
-		full = np.zeros(plan.padded // unit, dtype=gathered.dtype)
-		for rank in range(plan.gridsize):
-			for a, s, p in plan.pieces(rank):
-				full[a // unit:(a + p) // unit] = gathered[rank, s // unit:(s + p) // unit]
-		return full
-
-	def _gatherShardStates(self) -> Optional[Dict]:
-		"""Rank 0: every variable's states, by name, from all the ranks' shards (host arrays); others: None."""
-		info, states = self.nodeinfo, {}
-		for dtype, flatState in self.globalStates.items():
-			spans = self._varSpans(dtype, zip(self.groups[dtype].names, self.groups[dtype].variables))
-			for key, ary in flatState.items():
-				if isinstance(ary, QuantizedState):  # 8-bit state: its codes and its scales, each gathered
-					codes = info.gatherToRoot("state %r" % key, ary.codes.get())
-					scales = info.gatherToRoot("state %r" % key, ary.scales.get())
-					if codes is None:
-						continue
-					codes, scales = self._fullStates(dtype, codes), self._fullStates(dtype, scales, QUANT_BLOCK)
-					full = QuantizedState(codes, scales, codes.shape, ary.signed)
-					for name, var, offset, size in spans:  # variables start on a block: their slices own their scales
-						states.setdefault(name, {})[key] = full[offset:offset + size].reshape(var.data.shape)
-					continue
-				gathered = info.gatherToRoot("state %r" % key, ary.get())
-				if gathered is None:
-					continue
-				full = self._fullStates(dtype, gathered)
-				for name, var, offset, size in spans:
-					states.setdefault(name, {})[key] = _HostState(full[offset:offset + size].reshape(var.data.shape))
-		return states if info.index == 0 else None
+		if layout not in ("default", "puzzlelib"):
+			raise OptimizerError("save: layout must be 'default' or 'puzzlelib', got %r" % (layout, ))
+		pack = None
+		if layout == "puzzlelib":
+			self._requireSetup("save(layout='puzzlelib')")
+			if getattr(self, "stateBits", None) == 8:
+				raise OptimizerError("save(layout='puzzlelib'): PuzzleLib has no 8-bit state (stateBits=8)")
+			pack = PuzzleLibSave.packer(self.layout.puzzlelibLayout(), self.globalState, getBackend().name == "cuda",
+										getattr(self, "puzzlelibFlavour", True), type(self).__name__)
+		self._layoutOrEmpty().save(hdf, name or "", self.getAttrDict(), pack)
 
 	def load(self, hdf, name: Optional[str] = None) -> None:
 		"""Reads what save() wrote, or what PuzzleLib's save wrote in either state mode (its global-state files,
 		keyed by dtype, are mapped to the variables through the module's layout); checks everything first."""
-		layout = GlobalLayout([(np.dtype(dtype), [(n, tuple(v.data.shape)) for n, v in zip(group.names, group.variables)])
-							   for dtype, group in self.groups.items()])
-		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), self._stateTemplates(), type(self).attrRules,
-										type(self).optionalStates, layout)
+		layout = self._layoutOrEmpty()
+		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), layout.stateTemplates(),
+										type(self).attrRules, type(self).optionalStates, layout.puzzlelibLayout())
 
 		for attrName, value in attrs.items():
 			self.setAttr(attrName, value)
-		if self.shardState:
-			self._loadShards(states)
-			return
-		for stateName, entities in states.items():
-			for entityName, value in entities.items():
-				self.states[stateName][entityName].set(value)
+		layout.loadStates(states)
 
-	def _stateTemplates(self) -> Dict:
-		"""What Checkpoint checks a file against: the states, or with shardState each variable's full-size states."""
-		if not self.shardState:
-			return self.states
-		templates = {}
-		for dtype, flatState in self.globalStates.items():
-			for name, var in zip(self.groups[dtype].names, self.groups[dtype].variables):
-				templates[name] = {key: self._template(ary, tuple(var.data.shape)) for key, ary in flatState.items()}
-		return templates
-
-	@staticmethod
-	def _template(ary, shape):
-		if isinstance(ary, QuantizedState):  # 8-bit state: a host QuantizedState of the variable's shape
-			return Quantized8.zeros(shape, ary.signed, np)
-		return _HostState(np.zeros(shape, dtype=ary.dtype))
-
-	def _loadShards(self, states: Dict) -> None:
-		"""Gives each piece of this rank's shard its part of the states read (the others keep their values)."""
-		rank = self.nodeinfo.index
-		for dtype, flatState in self.globalStates.items():
-			spans = self._varSpans(dtype, zip(self.groups[dtype].names, self.groups[dtype].variables))
-			for key, ary in flatState.items():
-				quantized = isinstance(ary, QuantizedState)
-				host = ary.get() if not quantized else None
-				for name, var, offset, size in spans:
-					value = states.get(name, {}).get(key)
-					if value is None:
-						continue
-					for a, s, p in self.plans[dtype].pieces(rank):
-						x, y = max(a, offset), min(a + p, offset + size)
-						if x >= y:
-							continue
-						if quantized:
-							Quantized8.assign(ary[x - a + s:y - a + s], self._slice(value, x - offset, y - offset))
-						else:
-							host[x - a + s:y - a + s] = np.asarray(value).reshape(-1)[x - offset:y - offset]
-				if not quantized:
-					ary.set(host)
-
-	@staticmethod
-	def _slice(value, a: int, b: int):
-		"""Elements [a, b) of a variable's state read from a file (an ndarray or a host QuantizedState)."""
-		if isinstance(value, QuantizedState):
-			return value.ravel()[a:b]
-		return np.asarray(value).reshape(-1)[a:b]
+	def _layoutOrEmpty(self):
+		"""The layout, or before setupOn an empty local one (no states)."""
+		return self.layout or LocalLayout(self.module, self.setupState, self.updateVar, self._runHooks)

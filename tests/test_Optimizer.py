@@ -18,10 +18,20 @@ def test_update_and_zero_grad_before_setup():
 
 
 def test_setup_twice(rng):
-	opt = RMSProp()
-	opt.setupOn(ParamBag({"w": ((3, ), np.float32)}, rng=rng))
-	with pytest.raises(OptimizerError, match="already set up"):
-		opt.setupOn(ParamBag({"w": ((3, ), np.float32)}, rng=rng))
+	"""As PuzzleLib: a second setupOn sets up anew on the new module (fresh state), the old one is left alone."""
+	opt = RMSProp(learnRate=0.1)
+	old, new = ParamBag({"w": ((3, ), np.float32)}, rng=rng), ParamBag({"w": ((3, ), np.float32)}, rng=rng)
+	opt.setupOn(old)
+	old.vars["w"].grad.set(np.ones(3, np.float32))
+	opt.update()
+	before = old.vars["w"].data.get()
+	opt.setupOn(new)
+	assert not opt.states["bag.w"]["ms"].get().any()
+	new.vars["w"].grad.set(np.ones(3, np.float32))
+	start = new.vars["w"].data.get()
+	opt.update()
+	np.testing.assert_array_equal(old.vars["w"].data.get(), before)
+	assert (new.vars["w"].data.get() > start).all() and opt.t == 2
 
 
 def test_module_without_variables():
