@@ -35,12 +35,15 @@ RMSPROP_QUALIFIER void rmspropStep(float *param, float grad, float *ms, float le
  *   MOMENTUM_IN_LR:  mom = momentum * mom + learnRate * g / denom;  param += mom   (TF, Keras, PuzzleLib Graves)
  */
 enum { MOMENTUM_NONE = 0, MOMENTUM_TORCH = 1, MOMENTUM_IN_LR = 2 };
+enum { ARITHMETIC_IEEE = 0, ARITHMETIC_PUZZLELIB = 1 };
 
 typedef struct
 {
 	float factor, epsilon, weightDecay;
 	int centered, epsilonInSqrt, momentumMode;
 	float varianceFloor;  /* 8-bit state only (quantize8.h): centered var >= varianceFloor * ms; 0 otherwise */
+	int arithmetic;       /* ARITHMETIC_IEEE here; ARITHMETIC_PUZZLELIB runs PuzzleLib's own kernels instead
+	                       * (kernels/rmsprop_puzzlelib.c on the CPU, Backend/PuzzleLibCuda.py on CUDA) */
 }
 RMSPropFlavour;
 
