@@ -5,6 +5,8 @@ differs from PuzzleLib by about 1 ulp per step and these runs part after some te
 with it (tests/test_puzzlelib_parity.py compares that arithmetic with tolerances).
 """
 import contextlib
+import ctypes
+import ctypes.util
 import importlib
 import io
 import os
@@ -27,6 +29,17 @@ pytestmark = [pytest.mark.puzzlelib, pytest.mark.skipif(
 	reason="PuzzleLib's CPU kernels are compared on our CPU backend (CUDA: tests/gpu/device_check.sh)")]
 
 OURS = {"RMSProp": RMSProp, "RMSPropGraves": RMSPropGraves}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def keepFloatingPointMode():
+	"""PuzzleLib's kernel modules switch flush-to-zero on for the process when they load (gcc's crtfastmath.o):
+	the floating-point environment (MXCSR included) is put back after this file, for the tests that follow."""
+	libm = ctypes.CDLL(ctypes.util.find_library("m"))
+	saved = ctypes.create_string_buffer(256)  # larger than any fenv_t
+	assert libm.fegetenv(saved) == 0
+	yield
+	assert libm.fesetenv(saved) == 0
 STEPS, SWITCH = 200, 100
 
 
