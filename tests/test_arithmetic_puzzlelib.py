@@ -24,9 +24,11 @@ from puzzlelib_rmsprop import OptimizerError, RMSProp, RMSPropGraves
 from puzzlelib_rmsprop.Errors import OptimizerTypeError
 from puzzlelib_rmsprop.Backend import getBackend, gpuarray
 
-pytestmark = [pytest.mark.puzzlelib, pytest.mark.skipif(
-	getBackend().name != "cpu" or puzzlelib_oracle.BACKEND != "cpu",
-	reason="PuzzleLib's CPU kernels are compared on our CPU backend (CUDA: tests/gpu/device_check.sh)")]
+pytestmark = pytest.mark.puzzlelib
+#: bit-identity with PuzzleLib's CPU kernels is checked on our CPU backend; on CUDA, against PuzzleLib's CUDA kernels
+#: where a GPU is lent (tests/gpu/puzzlelib_arithmetic_check.py)
+onCpu = pytest.mark.skipif(getBackend().name != "cpu" or puzzlelib_oracle.BACKEND != "cpu",
+						   reason="PuzzleLib's CPU kernels are compared on our CPU backend (CUDA: tests/gpu/device_check.sh)")
 
 OURS = {"RMSProp": RMSProp, "RMSPropGraves": RMSPropGraves}
 
@@ -134,6 +136,7 @@ def makePair(pl, optimizer, **hyper):
 STATE_KEYS = {"RMSProp": ["ms"], "RMSPropGraves": ["mg", "ms", "delta"]}
 
 
+@onCpu
 @pytest.mark.parametrize("net", sorted(NETS))
 @pytest.mark.parametrize("useGlobalState", [False, True])
 @pytest.mark.parametrize("optimizer", sorted(OURS))
@@ -149,6 +152,7 @@ def test_train_simple_run_is_bit_identical(puzzlelib, optimizer, useGlobalState,
 	assert theirs.losses[-1] < 0.2 * theirs.losses[0], "the reference run should learn"
 
 
+@onCpu
 @pytest.mark.parametrize("optimizer", sorted(OURS))
 def test_frozen_variable_and_streams_are_bit_identical(puzzlelib, optimizer):
 	"""Local state with one variable frozen (multiplier 0) and one scaled, on our per-variable (streams) path too."""
@@ -165,6 +169,7 @@ def test_frozen_variable_and_streams_are_bit_identical(puzzlelib, optimizer):
 	assert np.array_equal(ours.history[0]["fc2.W"], ours.history[-1]["fc2.W"]), "frozen"
 
 
+@onCpu
 @pytest.mark.parametrize("useGlobalState", [False, True])
 @pytest.mark.parametrize("optimizer", sorted(OURS))
 def test_puzzlelib_checkpoint_continues_bit_identically(puzzlelib, optimizer, useGlobalState, tmp_path):
@@ -211,6 +216,7 @@ def runUnittest(module, seed):
 	return out.getvalue().splitlines()
 
 
+@onCpu
 @pytest.mark.parametrize("optimizer", sorted(OURS))
 def test_puzzlelib_unittest_with_ours_prints_puzzlelib_errors(puzzlelib, optimizer, monkeypatch):
 	"""PuzzleLib's own RMSProp.unittest() / RMSPropGraves.unittest() (calcTest and trainSimpleTest's 200 steps in
@@ -279,6 +285,41 @@ def test_bad_arithmetic_and_float16_are_refused():
 	assert np.array_equal(bag.getVar("w").data.get(), before)
 
 
+@pytest.mark.parametrize("useGlobalState", [False, True])
+@pytest.mark.parametrize("optimizer", sorted(OURS))
+def test_runs_on_this_backend_close_to_the_ieee_reference(optimizer, useGlobalState):
+	"""On any backend (the emulated CUDA driver too): PuzzleLib's kernel, launched on our arrays, stays within a few
+	ulp of the float32 NumPy reference over 20 steps, with multipliers and a learnRate change."""
+	from conftest import ParamBag, randomGrads
+	from reference import flavourStep
+
+	specs = {"a": ((1003, ), np.float32), "b": ((7, 5), np.float32), "c": ((16, ), np.float32)}
+	bag, rng = ParamBag(specs, rng=np.random.default_rng(3)), np.random.default_rng(4)
+	bag.getVar("b").learnRate, bag.getVar("c").learnRate = 0.5, 0.0
+	opt = OURS[optimizer](learnRate=1e-2, arithmetic="puzzlelib")
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+	graves = optimizer == "RMSPropGraves"
+	hyper = dict(factor=opt.alpha, epsilon=opt.epsilon, centered=True, epsilonInSqrt=True, momentumMode=2) if graves \
+		else dict(factor=opt.factor, epsilon=opt.epsilon)
+	expected = {name: [var.data.get(), np.zeros(var.data.shape, np.float32), np.zeros(var.data.shape, np.float32),
+					   np.zeros(var.data.shape, np.float32)] for name, var in bag.vars.items()}
+
+	for step in range(20):
+		if step == 10:
+			opt.learnRate *= 0.5
+		grads = randomGrads(bag, rng)
+		opt.update()
+		for name, var in bag.vars.items():
+			if var.learnRate > 0:
+				p, m, a, d = expected[name]
+				expected[name] = flavourStep(p, grads[name], m, a if graves else None, d if graves else None,
+											 opt.learnRate * var.learnRate, opt.momRate * var.momRate if graves else 0.0, **hyper)
+				expected[name] = [x if x is not None else np.zeros_like(p) for x in expected[name]]
+			np.testing.assert_allclose(var.data.get(), expected[name][0], rtol=1e-5, atol=1e-6, err_msg="%s step %d" % (name, step))
+			np.testing.assert_allclose(opt.states["bag." + name]["ms"].get(), expected[name][1], rtol=1e-5, err_msg=name)
+	assert np.array_equal(bag.getVar("c").data.get(), expected["c"][0]), "frozen"
+
+
 def childEnv(tmp_path):
 	root = Path(__file__).resolve().parent.parent
 	return dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join(
@@ -300,6 +341,7 @@ FLUSH_CHECK = """
 """
 
 
+@onCpu
 def test_our_kernel_leaves_the_process_fpu_mode_alone(tmp_path):
 	"""gcc links crtfastmath.o into -ffast-math libraries, whose constructor sets FTZ/DAZ for the whole process:
 	ours must not (it flushes around its own loops only, as PuzzleLib's kernels always run)."""
@@ -309,6 +351,7 @@ def test_our_kernel_leaves_the_process_fpu_mode_alone(tmp_path):
 	assert result.stdout.split()[-1] == "0", "ms = 0.1 * (1e-20)^2 is subnormal: PuzzleLib's kernel flushes it to 0"
 
 
+@onCpu
 def test_subnormals_flush_as_in_puzzlelib(puzzlelib):
 	"""PuzzleLib's kernels run with FTZ/DAZ (its modules set them when loaded): ms of tiny grads is 0 there, and ours."""
 	from PuzzleLib.CPU.Kernels import ElementWise
@@ -323,6 +366,7 @@ def test_subnormals_flush_as_in_puzzlelib(puzzlelib):
 		assert np.array_equal(bits(a), bits(b))
 
 
+@onCpu
 def test_no_compiler_is_a_clear_error(tmp_path, monkeypatch):
 	from puzzlelib_rmsprop.Backend import PuzzleLibArithmetic
 
@@ -332,6 +376,7 @@ def test_no_compiler_is_a_clear_error(tmp_path, monkeypatch):
 		PuzzleLibArithmetic.library()
 
 
+@onCpu
 def test_the_build_is_cached_per_machine_and_kept_out_of_the_installed_extension(tmp_path, monkeypatch):
 	from puzzlelib_rmsprop.Backend import PuzzleLibArithmetic
 
