@@ -35,6 +35,7 @@ RMSPROP_QUALIFIER void rmspropStep(float *param, float grad, float *ms, float le
  *   MOMENTUM_IN_LR:  mom = momentum * mom + learnRate * g / denom;  param += mom   (TF, Keras, PuzzleLib Graves)
  */
 enum { MOMENTUM_NONE = 0, MOMENTUM_TORCH = 1, MOMENTUM_IN_LR = 2 };
+enum { ARITHMETIC_IEEE = 0, ARITHMETIC_PUZZLELIB = 1 };
 
 /* The options of every kernel family (default, flavour, 8-bit), passed whole by both backends. Mirrored once in
  * NumPy (FLAVOUR_STRUCT in puzzlelib_rmsprop/Kernels.py, same fields in the same order; tests/test_flavour_struct.py
@@ -45,6 +46,8 @@ typedef struct
 	int centered, epsilonInSqrt, momentumMode;
 	float varianceFloor;  /* 8-bit state only (quant8Flavour, quantize8.h): centered var >= varianceFloor * ms */
 	int plain;            /* every option at its default, PuzzleLib's RMSProp: decided in Python, never here */
+	int arithmetic;       /* ARITHMETIC_IEEE: these kernels; ARITHMETIC_PUZZLELIB: PuzzleLib's own kernels instead
+	                       * (kernels/rmsprop_puzzlelib.c on the CPU, Backend/PuzzleLibCuda.py on CUDA) */
 }
 RMSPropFlavour;
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .Backend import getBackend
 from .Backend.TensorTable import FlavourTable, TensorList
-from .Errors import OptimizerTypeError
+from .Errors import OptimizerError, OptimizerTypeError
 from .Quantized8 import Quant8Table, QuantizedState
 
 
@@ -54,7 +54,7 @@ _kernels = {}
 FLAVOUR_STRUCT = np.dtype([
 	("factor", np.float32), ("epsilon", np.float32), ("weightDecay", np.float32),
 	("centered", np.int32), ("epsilonInSqrt", np.int32), ("momentumMode", np.int32),
-	("varianceFloor", np.float32), ("plain", np.int32),
+	("varianceFloor", np.float32), ("plain", np.int32), ("arithmetic", np.int32),
 ])
 #: fields no caller sets: the 8-bit policy's (kernels/quantize8.h) and the plain-PuzzleLib decision (below)
 DERIVED_FIELDS = ("varianceFloor", "plain")
@@ -62,6 +62,8 @@ DERIVED_FIELDS = ("varianceFloor", "plain")
 OPTIONS = tuple(name for name in FLAVOUR_STRUCT.names[2:] if name not in DERIVED_FIELDS)
 
 MOMENTUM_NONE, MOMENTUM_TORCH, MOMENTUM_IN_LR = 0, 1, 2  # momentumMode: torch (param += lr * mom), TF / Graves
+#: the ``arithmetic`` option's values as the flavour struct holds them: IEEE float32 (these kernels), PuzzleLib's own
+ARITHMETIC = {"ieee": 0, "puzzlelib": 1}
 
 
 class Flavour:
@@ -111,10 +113,25 @@ class Flavour:
 flavourOf = lru_cache(maxsize=256)(Flavour)
 
 
-def flavourUpdate(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavour, stream=None) -> None:
+
+
+def checkArithmetic(optimizer: str, arithmetic: str, options: dict) -> str:
+	"""``arithmetic`` checked: "ieee" or "puzzlelib", the latter only with every option in ``options`` at its default
+	(PuzzleLib has no kernel for the others). Raises OptimizerError naming the option."""
+	if arithmetic not in ARITHMETIC:
+		raise OptimizerError("%s.arithmetic must be one of %s, got %r" % (optimizer, ", ".join(map(repr, ARITHMETIC)), arithmetic))
+	changed = [name for name, value in options.items() if value is not None and not (isinstance(value, (bool, int, float)) and value == 0)]
+	if arithmetic == "puzzlelib" and changed:
+		raise OptimizerError("%s: arithmetic='puzzlelib' reproduces PuzzleLib's own kernel, which has no %s: leave %s "
+							 "at the default" % (optimizer, " or ".join(changed), ", ".join(changed)))
+	return arithmetic
+
+
+def flavourUpdate(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavour, stream=None, joined: bool = False) -> None:
 	"""The flavour update: ``param``, ``grad`` and the states (``mg``, ``mom`` may be None) as TensorLists from the
 	optimizer (their table is built once and cached on ``param``) or as single arrays. The states may be float32
-	for 16-bit parameters (stateDtype)."""
+	for 16-bit parameters (stateDtype). With ``flavour.arithmetic`` PuzzleLib's kernels run instead (float32 only),
+	one call per tensor, or with ``joined`` one call over the tensors as one packed buffer (its global state)."""
 	backend = getBackend()
 	params = asTensorList(param, backend)
 	lists = [asTensorList(t, backend) if t is not None else None for t in (grad, ms, mg, mom)]
@@ -126,7 +143,13 @@ def flavourUpdate(param, grad, ms, mg, mom, learnRate, momentum, flavour: Flavou
 		table = params.flavourTable = FlavourTable(backend, params, *lists)
 
 	stateDtype = lists[1].dtype
-	backend.flavour(table.launchTable(learnRate, momentum), stateDtype, flavour, stream=stream)
+	if flavour.arithmetic:
+		if params.dtype != np.float32 or stateDtype != np.float32:
+			raise OptimizerTypeError("arithmetic='puzzlelib' runs PuzzleLib's kernels, which are float32 only: got %s "
+									 "parameters with %s state" % (params.dtype, stateDtype))
+		backend.puzzlelib(table.launchTable(learnRate, momentum), flavour, joined, stream=stream)
+	else:
+		backend.flavour(table.launchTable(learnRate, momentum), stateDtype, flavour, stream=stream)
 	if params is not param:
 		backend.synchronize([stream])  # the one-off table's device copy must outlive the launch
 

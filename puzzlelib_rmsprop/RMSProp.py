@@ -4,7 +4,7 @@ from typing import Optional
 import numpy as np
 
 from .Errors import OptimizerError, OptimizerTypeError
-from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, Flavour, flavourOf, flavourUpdate, quant8Update, rmspropKer
+from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, ARITHMETIC, Flavour, checkArithmetic, flavourOf, flavourUpdate, quant8Update, rmspropKer
 from .Optimizer import Optimizer
 from .Quantized8 import stateZeros
 from .Validation import Range
@@ -54,7 +54,15 @@ class RMSProp(Optimizer):
 	  Where it differs from full-width state: with ``centered`` the variance ms - mg^2 is floored at ms / 32,
 	  which 8-bit ms and mg cannot resolve below (issue 12);
 	- ``shardState=False``: with an MPINodeInfo ``nodeinfo``, each rank keeps and updates only its shard of the
-	  state, between the reduce-scatter of the grads and the all-gather of the parameters (issue 13).
+	  state, between the reduce-scatter of the grads and the all-gather of the parameters (issue 13);
+	- ``arithmetic="ieee"``: each update in strict IEEE float32, equal bit for bit to the formula above evaluated in
+	  NumPy float32. ``arithmetic="puzzlelib"`` evaluates it as PuzzleLib 1.0.3's own compiled kernel does (on the
+	  CPU its expression built with its gcc flags, -ffast-math included, here at first use; on CUDA with
+	  -use_fast_math), so that a run reproduces a PuzzleLib run on the same machine bit for bit: about 1 ulp from the
+	  IEEE result per step, which a chaotic training run amplifies. This option changes only the arithmetic: where
+	  PuzzleLib's semantics differ beyond it (multipliers and hooks in global state are lost in PuzzleLib, kept here)
+	  ours stay. PuzzleLib has this kernel only for float32 and the default flavour: the other options above are
+	  refused with it (docs/puzzlelib-arithmetic.md).
 
 	To reproduce ``torch.optim.RMSprop(lr, alpha, eps, weight_decay, momentum, centered)``: ``RMSProp(learnRate=lr,
 	factor=alpha, epsilon=eps, weightDecay=weight_decay, momentum=momentum, centered=centered)`` with our grad =
@@ -74,7 +82,7 @@ class RMSProp(Optimizer):
 	def __init__(self, learnRate: float = 1e-3, factor: float = 0.9, epsilon: float = 1e-5, nodeinfo=None, *,
 				 skipNonFinite: bool = False, momentum: float = 0.0, centered: bool = False,
 				 epsilonInSqrt: bool = False, initialMs: float = 0.0, weightDecay: float = 0.0, stateDtype=None,
-				 stateBits: Optional[int] = None, shardState: bool = False):
+				 stateBits: Optional[int] = None, shardState: bool = False, arithmetic: str = "ieee"):
 		super().__init__(nodeinfo, skipNonFinite=skipNonFinite, shardState=shardState)
 		self.setStateBits(stateBits)
 
@@ -93,6 +101,9 @@ class RMSProp(Optimizer):
 		self.momentum, self.centered, self.epsilonInSqrt = float(momentum), bool(centered), bool(epsilonInSqrt)
 		self.initialMs, self.weightDecay = float(initialMs), float(weightDecay)
 		self.stateDtype = None if stateDtype is None else np.dtype(stateDtype)
+		self.arithmetic = checkArithmetic("RMSProp", arithmetic, {
+			"momentum": momentum, "centered": centered, "epsilonInSqrt": epsilonInSqrt, "initialMs": initialMs,
+			"weightDecay": weightDecay, "stateDtype": stateDtype, "stateBits": stateBits, "shardState": shardState})
 
 	@property
 	def puzzlelibFlavour(self) -> bool:
@@ -116,6 +127,11 @@ class RMSProp(Optimizer):
 						 self.momentum * var.momRate, self.flavour(), stream=stream)
 			return
 
+		if self.arithmetic == "puzzlelib":
+			flavourUpdate(var.data, var.grad, state["ms"], None, None, self.learnRate * var.learnRate, 0.0, self.flavour(),
+						  stream=stream, joined=self.globalState)
+			return
+
 		if self.puzzlelibFlavour and state["ms"].dtype == var.data.dtype:
 			rmspropKer(var.data.dtype)(
 				var.data, var.grad, state["ms"], self.learnRate * var.learnRate, self.factor, self.epsilon, stream=stream
@@ -128,5 +144,5 @@ class RMSProp(Optimizer):
 	def flavour(self) -> Flavour:
 		"""The options as the flavour kernels take them."""
 		return flavourOf(self.factor, self.epsilon, self.weightDecay, self.centered, self.epsilonInSqrt,
-						 MOMENTUM_TORCH if self.momentum > 0.0 else MOMENTUM_NONE)
+						 MOMENTUM_TORCH if self.momentum > 0.0 else MOMENTUM_NONE, ARITHMETIC[self.arithmetic])
 

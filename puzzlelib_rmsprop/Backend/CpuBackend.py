@@ -144,6 +144,12 @@ class CpuBackend:
 		combo = FLAVOUR_COMBOS[(table.dtype, np.dtype(stateDtype))]
 		self.kernels.flavour(table.address, len(table.rows), combo, f.struct, int(Config.cpuThreads))
 
+	def puzzlelib(self, table: LaunchTable, f, joined: bool, stream=None) -> None:
+		"""arithmetic="puzzlelib": PuzzleLib's own kernel for every row of ``table`` (one single-threaded loop per
+		row, or per run of rows with ``joined``), compiled here at first use (Backend/PuzzleLibArithmetic.py)."""
+		from .PuzzleLibArithmetic import puzzlelibRows
+		puzzlelibRows(table.address, len(table.rows), f, joined)
+
 	def quant8(self, table: LaunchTable, f, stream=None) -> None:
 		"""The update with 8-bit state (any flavour) for every row of ``table`` (Quant8Entry rows)."""
 		self.kernels.quant8(table.address, len(table.rows), table.code, f.struct, int(Config.cpuThreads))

@@ -278,6 +278,13 @@ class CudaBackend:
 		kernel = self.kernel(name, "Pi%ds" % len(f.struct))
 		kernel.prepared_async_call((table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), f.struct)
 
+	@onBackendThread
+	def puzzlelib(self, table: LaunchTable, f, joined: bool, stream=None) -> None:
+		"""arithmetic="puzzlelib": PuzzleLib's own kernel, one launch per row (Backend/PuzzleLibCuda.py). ``joined``
+		changes nothing here: on CUDA no element's arithmetic depends on the launch."""
+		from .PuzzleLibCuda import launchRows
+		launchRows(self, table.rows, f, stream)
+
 	def quant8Grid(self, table: LaunchTable) -> int:
 		"""One warp per block of 8-bit state (QUANT8_BLOCK elements), the grid capped as for the other kernels."""
 		warpsPerBlock = BLOCK // 32

@@ -32,6 +32,7 @@ class BackendInterface(Protocol):
 	def rmsprop(self, table: LaunchTable, f, stream=None) -> None: """PuzzleLib's RMSProp over TensorEntry rows."""
 	def flavour(self, table: LaunchTable, stateDtype, f, stream=None) -> None: """Any flavour over FlavourEntry rows."""
 	def quant8(self, table: LaunchTable, f, stream=None) -> None: """8-bit state, any flavour, over Quant8Entry rows."""
+	def puzzlelib(self, table: LaunchTable, f, joined: bool, stream=None) -> None: """PuzzleLib's own kernels (arithmetic="puzzlelib")."""
 	def anyNonFinite(self, tables: Sequence[LaunchTable]) -> bool: """Whether any grad of the tables is inf or NaN."""
 	def decayGrad(self, grad, param, rate: float, stream=None) -> None: """grad -= rate * param (PuzzleLib's WeightDecay hook)."""
 	def streams(self, count: int) -> List[Optional[object]]: """``count`` streams (None on the CPU)."""

@@ -9,7 +9,7 @@
 # ResNet-50 list, host overhead for 1, 161 and 1,000 tensors; peers: the same-traffic limit kernel, torch's
 # RMSprop and PuzzleLib's own CUDA rmspropKer), then tries to build PuzzleLib's own CUDA backend from its sdist and
 # to run the PuzzleLib parity tests on it. Writes device.txt, pytest.log, bench.txt, results.json, bandwidth.png and
-# puzzlelib-cuda.txt to OUT.
+# puzzlelib-cuda.txt to OUT, and puzzlelib-arithmetic.txt (arithmetic="puzzlelib" against PuzzleLib's own kernels).
 #
 # CUDA_EMU=1 rehearses all of it on a machine without a GPU: pycuda is built the same way against the stub
 # libcuda, everything runs on the emulated driver (tests/cuda_emu/run), the benchmark in its quick mode, and every
@@ -76,6 +76,16 @@ run env PUZZLELIB_RMSPROP_BACKEND=cuda "$PY" -m pytest -p no:cacheprovider -rs -
 PYTEST=$?
 say "pytest: $(tail -1 "$OUT/pytest.log") (exit $PYTEST)"
 
+# 2b. arithmetic="puzzlelib": on CUDA against PuzzleLib's own generated kernels, and on this machine's CPU against
+#     PuzzleLib's CPU kernels (built here with its gcc flags), bit for bit
+say "arithmetic=puzzlelib against PuzzleLib's own kernels"
+run env PUZZLELIB_RMSPROP_BACKEND=cuda "$PY" tests/gpu/puzzlelib_arithmetic_check.py "$CARRY/PuzzleLib-1.0.3.tar.gz" \
+	>"$OUT/puzzlelib-arithmetic.txt" 2>&1
+ARITH=$?
+"$PY" -m pytest -p no:cacheprovider -rs -q tests/test_arithmetic_puzzlelib.py >>"$OUT/puzzlelib-arithmetic.txt" 2>&1
+ARITH=$((ARITH || $?))
+say "arithmetic=puzzlelib: $(grep -c 'bit-identical' "$OUT/puzzlelib-arithmetic.txt") of 4 CUDA runs bit-identical; CPU: $(tail -1 "$OUT/puzzlelib-arithmetic.txt") (exit $ARITH)"
+
 # 3. the benchmark in GPU mode
 BENCH=()
 [ "${CUDA_EMU:-0}" = 1 ] && BENCH=(--quick --repeats 1 --max-elements 1e6)
@@ -98,4 +108,4 @@ if [ "${CUDA_EMU:-0}" != 1 ]; then
 	fi
 fi
 rm -rf "$WORK"
-exit $((PYTEST || BENCHED))
+exit $((PYTEST || BENCHED || ARITH))
