@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import runMpiJob
+from conftest import requireTool, runMpiJob
 from puzzlelib_rmsprop import demo
 
 HERE = Path(__file__).resolve().parent
@@ -81,7 +81,7 @@ def test_single_rank_node_info():
 	try:
 		importMPI()
 	except Exception as e:  # noqa: BLE001
-		pytest.skip(str(e))
+		requireTool("MPI (mpi4py) unavailable: %s" % e)
 
 	info = MPINodeInfo()
 	ary = np.arange(5, dtype=np.float32)

@@ -1,10 +1,9 @@
 """Issue 7: RMSProp's options and RMSPropGraves, each against the framework it reproduces."""
-import os
 
 import numpy as np
 import pytest
 
-from conftest import ParamBag, randomGrads, snapshot
+from conftest import ParamBag, randomGrads, requireTool, snapshot
 from reference import flavourStep, tf1Step
 from puzzlelib_rmsprop import OptimizerError, RMSProp, RMSPropGraves
 from puzzlelib_rmsprop.Errors import OptimizerTypeError
@@ -17,9 +16,7 @@ def needTorch():
 		import torch
 		return torch
 	except ImportError as e:
-		if os.environ.get("CI"):
-			pytest.fail("torch is part of the test setup in CI: %s" % e)
-		pytest.skip("torch is not installed")
+		requireTool("torch is not installed: %s" % e)
 
 
 @pytest.mark.parametrize("useGlobalState", [False, True])
@@ -110,7 +107,7 @@ def test_float32_state_for_bfloat16_parameters(useGlobalState):
 	"""bfloat16 parameters with float32 states: bit for bit the float32-master NumPy reference."""
 	from puzzlelib_rmsprop.Backend.dtypes import bfloat16
 	if bfloat16 is None:
-		pytest.skip("ml_dtypes is not installed")
+		requireTool("ml_dtypes is not installed")
 
 	bag = ParamBag({"w": ((999, ), bfloat16)}, rng=np.random.default_rng(10))
 	opt = RMSProp(learnRate=1e-2, momentum=0.5, stateDtype=np.float32)

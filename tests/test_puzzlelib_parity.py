@@ -8,12 +8,18 @@ ATOL = 2e-5 is 1/50 of one step at learnRate 1e-3, so a wrong sign, epsilon plac
 (each moves a weight by about a full step) cannot hide under it.
 """
 import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
 import puzzlelib_oracle
+from conftest import flushToZero
 from puzzlelib_rmsprop import OptimizerError, RMSProp, RMSPropGraves, WeightDecay
 from puzzlelib_rmsprop.Backend import getBackend, gpuarray
 
@@ -183,6 +189,33 @@ def test_one_step_from_the_same_state(puzzlelib):
 	for i in (0, 2):
 		ulps = np.abs(theirs[i].get().view(np.int32).astype(np.int64) - ours[i].get().view(np.int32).astype(np.int64))
 		assert ulps.max() <= 2
+
+
+def test_puzzlelib_kernels_flush_denormals_and_ours_do_not(puzzlelib):
+	"""PuzzleLib's -ffast-math kernels run in the flush-to-zero mode they set for themselves (a denormal parameter
+	with a zero step reads as 0); back in our code denormals are IEEE again (tests/puzzlelib_oracle.py)."""
+	from PuzzleLib.Backend.Kernels.ElementWise import rmspropKer as theirKer
+
+	denormal = np.full(8, 1e-40, dtype=np.float32)
+	param, grad, ms = (puzzlelib.gpuarray.to_gpu(a) for a in (denormal, np.zeros(8, np.float32), np.ones(8, np.float32)))
+	theirKer(np.float32)(param, grad, ms, 1e-3, 0.9, 1e-5)
+	np.testing.assert_array_equal(param.get(), 0, err_msg="PuzzleLib's kernel kept denormals: not its own mode")
+	assert not flushToZero(), "PuzzleLib's kernel left flush-to-zero on"
+	assert (denormal * np.float32(1.0) == denormal).all()
+
+
+def test_denormal_suites_pass_after_puzzlelib(puzzlelib):
+	"""The order that once failed: PuzzleLib's kernels first, then the suites whose inputs include float32
+	denormals (hypothesis draws them; test_Quantized8 feeds them), in one process, in both file orders."""
+	root = Path(__file__).resolve().parents[1]
+	files = ["tests/test_puzzlelib_parity.py::test_one_step_from_the_same_state",
+			 "tests/test_Guarantees.py::test_property_optimizer_against_reference",
+			 "tests/test_Quantized8.py::test_codes_match_the_independent_reference"]
+	for order in (files, files[::-1]):
+		result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *order],
+								cwd=root, env=dict(os.environ, PYTEST_ADDOPTS=""), capture_output=True, text=True, timeout=600)
+		assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+		assert re.search(r"^\d+ passed in", result.stdout.strip().splitlines()[-1]), result.stdout[-2000:]
 
 
 def onOurBackend(kernelCall, *cpuArrays):
