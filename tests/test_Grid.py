@@ -80,6 +80,28 @@ def test_run_grid_returns_every_rank(launcher):
 	assert runGrid(grid_targets.rankAndMean, 3, 10.0) == [(r, 3, 11.0) for r in range(3)]
 
 
+@pytest.mark.puzzlelib
+@pytest.mark.parametrize("n", [2, 3])
+def test_node_info_on_puzzlelib_arrays(launcher, puzzlelib, n):
+	"""MPINodeInfo on PuzzleLib's CPUArrays on n ranks (on one the mean is the identity, so a no-op would pass
+	there): every rank ends with the float64 mean of the ranks' gradients within ulp(sum |x|) (n - 1 float32
+	additions, each off by at most half an ulp of sum |x|, then the division by n, off by half an ulp of the mean),
+	every rank the same bits, and rank 0's buffer everywhere."""
+	from puzzlelib_rmsprop.Grid import runGrid
+	import grid_targets
+
+	results = runGrid(grid_targets.puzzlelibArrays, n, timeout=300)
+	sent = np.stack([r[0] for r in results]).astype(np.float64)
+	mean = sent.mean(axis=0)
+	bound = np.spacing(np.abs(sent).sum(axis=0).astype(np.float32)).astype(np.float64)
+	assert not np.array_equal(results[0][1], results[0][0]), "the mean must change a rank's gradient"
+	for rank, (_, got, buffer) in enumerate(results):
+		np.testing.assert_array_equal(got, results[0][1], err_msg="rank %d" % rank)
+		assert (np.abs(got.astype(np.float64) - mean) <= bound).all(), "rank %d: off the mean by %g" % (
+			rank, np.max(np.abs(got - mean) - bound))
+		np.testing.assert_array_equal(buffer, np.full(7, 1.0, np.float32), err_msg="rank %d" % rank)
+
+
 def test_demo_option_runs_data_parallel(launcher):
 	result = subprocess.run([sys.executable, "-m", "puzzlelib_rmsprop.demo", "--nodes", "2", "--iterations", "10"],
 							capture_output=True, text=True, timeout=120)

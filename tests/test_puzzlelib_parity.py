@@ -412,6 +412,17 @@ def test_graves_checkpoints_interchange(puzzlelib, tmp_path):
 	resumeAndCompare(theirs, Run(pl, "sequential", RMSPropGraves(), True), saved, path)
 
 
+@onPuzzleLibArrays
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_puzzlelib_graves_loads_our_checkpoint(puzzlelib, useGlobalState, tmp_path):
+	"""Our RMSPropGraves's file (ms, mg, delta per variable) in PuzzleLib's RMSPropGraves: it continues with
+	PuzzleLib's numbers, i.e. as our optimizer would have."""
+	pl, path = puzzlelib, str(tmp_path / "ours-graves.hdf")
+	ours = Run(pl, "sequential", RMSPropGraves(learnRate=1e-3), useGlobalState)
+	saved = saveAndContinue(ours, path)
+	resumeAndCompare(ours, Run(pl, "sequential", pl.RMSPropGraves.RMSPropGraves(), False), saved, path)
+
+
 def test_puzzlelib_graves_calc_test_on_our_kernel(puzzlelib, monkeypatch):
 	"""PuzzleLib's own RMSPropGraves.calcTest (epsilon 10, random initial mg, ms, delta), on our flavour kernel."""
 	import importlib
