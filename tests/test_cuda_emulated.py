@@ -32,6 +32,8 @@ BACKEND_TESTS = ["tests/Backend/test_CudaBackend.py", "tests/cuda_emu/test_drive
 EXPECTED_SKIPS = {
 	r"PuzzleLib's cpu arrays need our cpu backend": "PuzzleLib runs on its CPU backend here: our optimizer can drive its "
 	"nets only on our CPU backend; test_reference_modules_on_our_backend_match_puzzlelib compares across backends",
+	r"pycuda is installed here; this checks the message where it is not": "the emulated runs need pycuda; the CPU "
+	"runs check the message",
 }
 
 #: lines of the CUDA backend that only a real GPU reaches, with the reason (none today)
