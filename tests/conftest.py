@@ -1,4 +1,6 @@
+import glob
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -13,6 +15,54 @@ import puzzlelib_rmsprop  # noqa: E402
 from puzzlelib_rmsprop.Backend import gpuarray  # noqa: E402
 from puzzlelib_rmsprop.Modules.Module import Module  # noqa: E402
 from puzzlelib_rmsprop.Variable import Variable  # noqa: E402
+
+
+def requireTool(reason: str):
+	"""The one gate for a test that needs a tool the machine may lack: in CI (CI set, as .ci/run sets it) the test
+	fails naming what is missing; elsewhere it is skipped with the same words."""
+	if os.environ.get("CI"):
+		pytest.fail("CI must not skip: %s" % reason, pytrace=False)
+	pytest.skip(reason)
+
+
+#: where a CUDA toolkit is looked for after CUDA_ROOT, as tests/cuda_stub/stub_pycuda.py and the emulator find it
+CUDA_INSTALL_FOLDERS = ["/usr/local/cuda", *sorted(glob.glob("/usr/local/cuda-*"), reverse=True), "/opt/cuda", "/usr"]
+
+
+def cudaRoot():
+	"""The CUDA toolkit's root: CUDA_ROOT, then the usual install folders; the first holding include/cuda_fp16.h,
+	or None."""
+	candidates = [os.environ["CUDA_ROOT"]] if os.environ.get("CUDA_ROOT") else []
+	for root in map(Path, candidates + CUDA_INSTALL_FOLDERS):
+		if (root / "include" / "cuda_fp16.h").is_file():
+			return root
+	return None
+
+
+def findNvcc():
+	"""nvcc on PATH, else in the toolkit cudaRoot() finds; or None."""
+	found = shutil.which("nvcc")
+	if found:
+		return found
+	root = cudaRoot()
+	return str(root / "bin" / "nvcc") if root is not None and (root / "bin" / "nvcc").is_file() else None
+
+
+def flushToZero() -> bool:
+	"""Whether float32 denormals are flushed (FTZ) or read as zero (DAZ) in this thread."""
+	produced = np.array([1e-30], np.float32) * np.float32(1e-10)  # 1e-40, a denormal result
+	read = np.array([1e-40], np.float32) * np.float32(1.0)  # a denormal operand
+	return bool(produced[0] == 0 or read[0] == 0)
+
+
+@pytest.fixture(autouse=True)
+def denormalsSurvive(request):
+	"""Every test leaves float32 denormals as IEEE has them: a test (or a library it loads, such as PuzzleLib's
+	-ffast-math kernels) that switches flush-to-zero on for the process fails here, by name, instead of changing
+	the numbers of whichever test runs next."""
+	assert not flushToZero(), "flush-to-zero was already on before %s" % request.node.nodeid
+	yield
+	assert not flushToZero(), "%s left flush-to-zero (FTZ/DAZ) on for the process" % request.node.nodeid
 
 
 class ParamBag(Module):
@@ -60,9 +110,7 @@ def launcher():
 		importMPI()
 		return mpiexec()
 	except Exception as e:  # noqa: BLE001
-		if os.environ.get("CI"):
-			pytest.fail("MPI is not set up in CI: %s" % e)
-		pytest.skip("MPI unavailable: %s" % e)
+		requireTool("MPI (mpi4py and mpiexec) unavailable: %s" % e)
 
 
 @pytest.fixture
@@ -79,9 +127,7 @@ def puzzlelib():
 	try:
 		return puzzlelib_oracle.load()
 	except puzzlelib_oracle.OracleUnavailable as e:
-		if os.environ.get("CI"):
-			pytest.fail("PuzzleLib could not be set up in CI: %s" % e)
-		pytest.skip("PuzzleLib unavailable: %s" % e)
+		requireTool("PuzzleLib %s unavailable: %s" % (puzzlelib_oracle.VERSION, e))
 
 
 # tests/test_packaging.py runs this suite against an installed wheel: it must not import another copy

@@ -19,14 +19,16 @@ from puzzlelib_rmsprop import demo  # noqa: E402
 class Sabotaged(MPINodeInfo):
 	"""Rank 1 dies or hangs in the gradient averaging (the reduce-scatter) of iteration 10."""
 
-	def __init__(self, mode, **kwargs):
+	def __init__(self, mode, out, **kwargs):
 		super().__init__(**kwargs)
-		self.mode, self.calls = mode, 0
+		self.mode, self.out, self.calls = mode, out, 0
 
 	def reduceScatter(self, name, ary, plan, gather=False):
 		self.calls += 1
 		if self.index == 1 and self.calls == 10:
 			if self.mode.startswith("die"):
+				with open(os.path.join(self.out, "died"), "w") as f:  # when, for the test's "at once"
+					f.write(repr(time.time()))
 				os._exit(7)
 			time.sleep(3600)
 		return super().reduceScatter(name, ary, plan, gather)
@@ -43,7 +45,7 @@ def trainSharded(nodeinfo):
 
 
 def main(mode, out, timeout=600.0):
-	nodeinfo = MPINodeInfo(timeout=timeout) if mode == "train" else Sabotaged(mode, timeout=timeout)
+	nodeinfo = MPINodeInfo(timeout=timeout) if mode == "train" else Sabotaged(mode, out, timeout=timeout)
 	if mode.endswith("-shard"):
 		errors, net = trainSharded(nodeinfo)
 	else:

@@ -38,3 +38,24 @@ def saveInto(nodeinfo, path):
 	except Exception as e:  # noqa: BLE001 (the test looks at what each rank raised)
 		return type(e).__name__, str(e)
 	return None, ""
+
+
+def puzzlelibArrays(nodeinfo, size=4099):
+	"""Our MPINodeInfo on PuzzleLib 1.0.3's own CPUArrays (tests/puzzlelib_oracle.py, on its CPU backend): a
+	gradient of this rank's values averaged by sumTensor, and rank 0's buffer spread by broadcastBuffer. Returns
+	(what this rank sent, its gradient after the mean, its buffer after the broadcast), as NumPy arrays."""
+	import os
+	import sys
+	import numpy as np
+	sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+	import puzzlelib_oracle
+	pl = puzzlelib_oracle.load()
+
+	rng = np.random.default_rng(200 + nodeinfo.index)
+	sent = (rng.standard_normal(size) * 10.0 ** rng.integers(-3, 4, size)).astype(np.float32)
+	grad = pl.gpuarray.to_gpu(sent)
+	nodeinfo.sumTensor("grad", grad)
+	buffer = pl.gpuarray.to_gpu(np.full(7, float(nodeinfo.index + 1), np.float32))
+	nodeinfo.broadcastBuffer("buffer", buffer)
+	assert type(grad).__name__ == "CPUArray" and type(buffer).__name__ == "CPUArray"
+	return sent, grad.get(), buffer.get()

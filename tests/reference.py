@@ -65,3 +65,24 @@ def tf1Step(param, grad, ms, mg, mom, learnRate, decay, momentum, epsilon, cente
 		denom = m - mg * mg
 	mom = np.float32(momentum) * mom + np.float32(learnRate) * g / np.sqrt(denom + np.float32(epsilon))
 	return p - mom, m, mg, mom
+
+
+def kerasStep(param, grad, velocity, averageGrad, momentum, learnRate, rho, momentumRate, epsilon, centered):
+	"""Keras 3's RMSprop.update_step (keras/src/optimizers/rmsprop.py), float32, with Keras's gradient sign (minus
+	ours): velocity (ms) starts at 0; epsilon inside the square root; the momentum buffer accumulates the increment,
+	lr included. Written from Keras's source, not from kernels/rmsprop_update.h."""
+	f = np.float32
+	variable, gradient = np.asarray(param, f), np.asarray(grad, f)
+	velocity = f(rho) * velocity + f(1 - rho) * np.square(gradient)
+	if centered:
+		averageGrad = f(rho) * averageGrad + f(1 - rho) * gradient
+		denominator = velocity - np.square(averageGrad) + f(epsilon)
+	else:
+		denominator = velocity + f(epsilon)
+	increment = f(learnRate) * gradient / np.sqrt(denominator)
+	if momentumRate > 0:
+		momentum = f(momentumRate) * momentum + increment
+		variable = variable - momentum
+	else:
+		variable = variable - increment
+	return variable, velocity, averageGrad, momentum

@@ -57,6 +57,61 @@ def test_bad_variables_are_named(make, message):
 	assert opt.module is None and opt.states == {}, "a failed setupOn leaves the optimizer untouched"
 
 
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_failed_setup_leaves_a_multi_variable_module_unchanged(useGlobalState, rng):
+	"""Three good variables sorted before and after a bad one: setupOn refuses, and every variable is still the same
+	object holding the same data and grad (global state has rebound nothing), the optimizer has no state, and the
+	same optimizer then sets up on the repaired module."""
+	bag = ParamBag({"a": ((5, ), np.float32), "c": ((3, 2), np.float32), "d": ((7, ), np.float32)}, rng=rng)
+	randomGrads(bag, rng)
+	bag.setVar("b", Variable(gpuarray.to_gpu(np.ones(4, np.float32)), grad=gpuarray.zeros((5, ), np.float32)))
+	before = {name: (var, var.data, var.grad, var.data.get(), var.grad.get()) for name, var in bag.vars.items()}
+
+	opt = RMSProp()
+	with pytest.raises(OptimizerError, match="variable 'bag.b': grad is \\(5,\\) float32 but data is \\(4,\\) float32"):
+		opt.setupOn(bag, useGlobalState=useGlobalState)
+	assert opt.module is None and opt.states == {} and not opt.globalVar, "a failed setupOn leaves the optimizer untouched"
+	assert sorted(bag.vars) == sorted(before)
+	for name, (var, data, grad, values, grads) in before.items():
+		assert bag.vars[name] is var and var.data is data and var.grad is grad, name
+		np.testing.assert_array_equal(var.data.get(), values, err_msg=name)
+		np.testing.assert_array_equal(var.grad.get(), grads, err_msg=name)
+
+	bag.setVar("b", Variable(gpuarray.to_gpu(np.ones(4, np.float32))))
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+	assert sorted(opt.states) == ["bag.a", "bag.b", "bag.c", "bag.d"]
+
+
+class PuzzleLibStyleNodeInfo:
+	"""A nodeinfo of PuzzleLib's kind (index, gridsize, sumTensor, broadcastBuffer, meanValue) on one node."""
+	index, gridsize = 0, 1
+
+	def sumTensor(self, name, ary):
+		pass
+
+	def broadcastBuffer(self, name, ary):
+		pass
+
+	def meanValue(self, value):
+		return value
+
+
+def test_nodeinfo_without_global_state_is_refused(rng):
+	"""Data-parallel averaging works on the packed buffers only: local state with a nodeinfo is refused, naming
+	the fix, and changes nothing; with useGlobalState=True the same optimizer sets up."""
+	bag = ParamBag({"w": ((6, ), np.float32), "b": ((2, ), np.float32)}, rng=rng)
+	before = {name: (var.data, var.data.get()) for name, var in bag.vars.items()}
+	opt = RMSProp(nodeinfo=PuzzleLibStyleNodeInfo())
+	with pytest.raises(OptimizerError, match=r"^setupOn: nodeinfo needs useGlobalState=True$"):
+		opt.setupOn(bag)
+	assert opt.module is None and opt.states == {}
+	for name, (data, values) in before.items():
+		assert bag.getVar(name).data is data
+		np.testing.assert_array_equal(data.get(), values)
+	opt.setupOn(bag, useGlobalState=True)
+	assert opt.globalState and sorted(opt.states) == ["bag.b", "bag.w"]
+
+
 def test_shared_variable_is_updated_once(rng):
 	"""Two names for one variable (PuzzleLib allows it): one state, one update."""
 	bag = ParamBag({"w": ((8, ), np.float32)}, rng=rng)

@@ -142,8 +142,10 @@ def test_update_bit_exact_against_reference(flavour, dtype, useGlobalState):
 
 
 @pytest.mark.parametrize("useGlobalState", [False, True])
-def test_graves_bit_exact_against_reference(useGlobalState):
-	bag = ParamBag(SPECS(np.float32), rng=np.random.default_rng(7))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_graves_bit_exact_against_reference(dtype, useGlobalState):
+	"""8-bit Graves for every parameter dtype (float32, float16, bfloat16), both state modes."""
+	bag = ParamBag(SPECS(dtype), rng=np.random.default_rng(7))
 	bag.getVar("a").momRate = 0.5
 	opt = RMSPropGraves(learnRate=1e-3, stateBits=8)
 	opt.setupOn(bag, useGlobalState=useGlobalState)

@@ -1,10 +1,10 @@
 """Issue 12: 8-bit state trains as well as 32-bit state, on real data: scikit-learn's bundled digits (1,797 8x8
 images, no download), a 64-32-10 classifier from the reference modules, full-batch, every flavour's options."""
-import os
 
 import numpy as np
 import pytest
 
+from conftest import requireTool
 from puzzlelib_rmsprop import RMSProp, RMSPropGraves
 from puzzlelib_rmsprop.Backend import gpuarray
 from puzzlelib_rmsprop.Containers.Graph import Graph
@@ -27,9 +27,7 @@ def digits():
 	try:
 		from sklearn.datasets import load_digits
 	except ImportError as e:
-		if os.environ.get("CI"):
-			pytest.fail("scikit-learn is part of the test setup in CI: %s" % e)
-		pytest.skip("scikit-learn is not installed")
+		requireTool("scikit-learn is not installed: %s" % e)
 	images, labels = load_digits(return_X_y=True)
 	return (images / 16.0).astype(np.float32), labels
 

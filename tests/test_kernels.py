@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import CUDA_INSTALL_FOLDERS, findNvcc, requireTool
 from puzzlelib_rmsprop.Backend.kernelSource import kernelDir
 
-NVCC = shutil.which("nvcc")
+NVCC = findNvcc()
 
 
 RMSPROP_KERNELS = ("rmspropFloat32", "rmspropFloat16", "rmspropBfloat16")
@@ -35,7 +36,7 @@ def cubin(request, tmp_path_factory):
 	"""kernels/rmsprop.cu, with the benchmark's kernels/bench_traffic.cu, built by nvcc with the backend's own
 	options; ptxas must report no spills."""
 	if NVCC is None:
-		pytest.skip("nvcc is not installed")
+		requireTool("nvcc is neither on PATH nor in a CUDA toolkit (CUDA_ROOT, %s)" % ", ".join(CUDA_INSTALL_FOLDERS))
 	from puzzlelib_rmsprop.Backend.CudaBackend import compileOptions
 
 	directory = tmp_path_factory.mktemp(request.param)
@@ -120,7 +121,7 @@ def softHalf(tmp_path_factory):
 	"""kernels/half_host.h's software conversions, built with gcc as a tiny shared library."""
 	cc = shutil.which("gcc") or shutil.which("cc")
 	if cc is None:
-		pytest.skip("no C compiler")
+		requireTool("no C compiler (gcc or cc)")
 
 	directory = tmp_path_factory.mktemp("softhalf")
 	source = directory / "softhalf.c"

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import requireTool
+
 pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,7 +247,7 @@ def test_cuda_extra_without_the_toolkit_says_what_is_missing(sdistVenv, dists, w
 	"""pycuda is sdist-only: its build needs nvcc (or CUDA_ROOT) and cuda.h. Hidden here: PATH without nvcc, no
 	CUDA variables, a HOME without pycuda's ~/.aksetup-defaults.py."""
 	if Path("/usr/include/cuda.h").exists():
-		pytest.skip("a CUDA toolkit is installed system-wide (/usr/include/cuda.h): its absence cannot be simulated")
+		requireTool("a machine without a system-wide CUDA toolkit: /usr/include/cuda.h is there, so its absence cannot be simulated")
 
 	hidden = ("CUDA_ROOT", "CUDA_HOME", "CUDA_PATH", "CUDA_INC_DIR", "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH")
 	env = {k: v for k, v in environment().items() if k not in hidden}
