@@ -97,7 +97,7 @@ def test_load_rejects_out_of_range_attributes_before_changing_anything(tmp_path)
 	bag = ParamBag({"a": ((6, 5), np.float32), "b": ((9, ), np.float16)})
 	opt = RMSProp(learnRate=0.5)
 	opt.setupOn(bag)
-	with pytest.raises(OptimizerError, match=r"attribute 'factor': checkpoint.factor must be in \[0, 1\), got 1.5"):
+	with pytest.raises(OptimizerError, match=r"attribute 'factor': checkpoint.factor must be in \[0, 1\], got 1.5"):
 		opt.load(str(path))
 	assert (opt.learnRate, opt.factor, opt.t) == (0.5, 0.9, 0)
 	assert all(not s["ms"].get().any() for s in opt.states.values())
