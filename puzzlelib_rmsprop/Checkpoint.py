@@ -4,11 +4,14 @@ a parameter name is stored escaped ("%2F", "%25"), so that it cannot place a dat
 
 A path is written safely: the whole file is built in memory first (h5py never touches the disk), written with
 checked writes to a temporary file in the same directory, fsynced, renamed over the old one, and the directory is
-fsynced. Any failure removes the temporary file and leaves the old checkpoint as it was. ``load`` checks the file's
+fsynced. Each group carries a table of its datasets' SHA-256 (attribute ``sha256``, which PuzzleLib ignores), since
+HDF5 checksums no data: a damaged value is refused, not loaded. Any failure removes the temporary file and leaves the old checkpoint as it was. ``load`` checks the file's
 structure (no links leading out, no external storage, no virtual datasets, every dataset of the expected shape and
 dtype) before reading any data, then every value, before anything changes. See docs/checkpoints.md.
 """
 import errno
+import hashlib
+import json
 import logging
 import math
 import os
@@ -30,6 +33,15 @@ logger = logging.getLogger("puzzlelib_rmsprop")
 WRITE_CHUNK = 1 << 20
 #: states that cannot be negative (a mean of squares)
 NON_NEGATIVE = frozenset({"ms"})
+#: the attribute of our ``.attrs`` and ``.states`` groups holding each dataset's SHA-256 (HDF5 checksums no data)
+DIGESTS = "sha256"
+
+
+def _digest(array, tag: str = "") -> str:
+	"""SHA-256 of a dataset's dtype, shape, bytes and (8-bit codes) their tag."""
+	array = np.ascontiguousarray(array)
+	head = "%s|%s|%s|" % (array.dtype.str, array.shape, tag)
+	return hashlib.sha256(head.encode() + array.tobytes()).hexdigest()
 
 
 def escapeName(name: str) -> str:
@@ -52,26 +64,61 @@ def _checkName(name: str) -> None:
 
 def _write(hdf, name: str, attrs: Dict, states: Dict) -> None:
 	if attrs:
-		attrGrp = hdf.create_group(name + ".attrs")
+		attrGrp, digests = hdf.create_group(name + ".attrs"), {}
 		for attrName, attr in attrs.items():
-			attrGrp.create_dataset(attrName, data=attr)
+			digests[attrName] = _digest(attrGrp.create_dataset(attrName, data=attr)[()])
+		attrGrp.attrs[DIGESTS] = np.bytes_(json.dumps(digests, sort_keys=True))
 
 	if states:
-		stateGrp = hdf.create_group(name + ".states")
+		stateGrp, digests = hdf.create_group(name + ".states"), {}
 		for stateName, state in states.items():
 			for entityName, entity in state.items():
-				_writeState(stateGrp, _stateKey(stateName, entityName), entity)
+				_writeState(stateGrp, _stateKey(stateName, entityName), entity, digests)
+		stateGrp.attrs[DIGESTS] = np.bytes_(json.dumps(digests, sort_keys=True))
 
 
-def _writeState(stateGrp, key: str, entity) -> None:
+def _writeState(stateGrp, key: str, entity, digests: Dict) -> None:
 	"""A state array as it is; 8-bit state as its codes (shaped as the parameter, tagged with their code) plus
 	``<key>.scales``, so it reloads exactly."""
 	if not isinstance(entity, QuantizedState):
-		stateGrp.create_dataset(key, data=entity.get())
+		digests[key] = _digest(stateGrp.create_dataset(key, data=entity.get())[()])
 		return
 	codes = stateGrp.create_dataset(key, data=hostArray(entity.codes).reshape(entity.shape))
 	codes.attrs["quant8"], codes.attrs["block"] = entity.format, QUANT_BLOCK
-	stateGrp.create_dataset(key + ".scales", data=hostArray(entity.scales))
+	digests[key] = _digest(codes[()], _quantTag(entity.format, QUANT_BLOCK))
+	digests[key + ".scales"] = _digest(stateGrp.create_dataset(key + ".scales", data=hostArray(entity.scales))[()])
+
+
+def _quantTag(fmt: str, block: int) -> str:
+	return "quant8=%s,block=%d" % (fmt, block)
+
+
+def _digestsOf(grp, problems: list):
+	"""The group's table of SHA-256 (None where it has none: PuzzleLib's files, older files)."""
+	if DIGESTS not in grp.attrs:
+		return None
+	try:
+		aid = grp.attrs.get_id(DIGESTS)  # a fixed-size string of a bounded size, checked before reading it
+		kind = aid.get_type()
+		if not isinstance(kind, h5py.h5t.TypeStringID) or kind.is_variable_str() or aid.shape != () or kind.get_size() > 1 << 24:
+			raise ValueError("not a fixed-size string")
+		raw = grp.attrs[DIGESTS]
+		table = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+		if isinstance(table, dict) and all(isinstance(v, str) for v in table.values()):
+			return table
+	except (ValueError, TypeError, UnicodeDecodeError):
+		pass
+	problems.append("the checksum table of %r is damaged" % grp.name)
+	return {}
+
+
+def _data(ds, key: str, digests, problems: list, tag: str = ""):
+	"""The dataset's data (read now, after its checks), verified against its SHA-256 where the file has them."""
+	data = ds[()]
+	if digests is not None and digests.get(key) != _digest(data, tag):
+		problems.append("%r does not match its checksum: the file is damaged" % key)
+		return None
+	return data
 
 
 def fileImage(name: str, attrs: Dict, states: Dict) -> bytes:
@@ -242,14 +289,16 @@ def _dataset(grp, key: str, allowed, problems: list):
 	return None
 
 
-def _readAttr(ds, key: str, template, rule, problems: list):
+def _readAttr(ds, key: str, template, rule, digests, problems: list):
 	"""An attribute's value: a scalar of a real type (checked before reading), converted like the optimizer's."""
 	kind = ds.dtype.kind
 	wantInt = isinstance(template, (int, np.integer)) and not isinstance(template, bool)
 	if ds.shape != () or kind not in "biuf" or ds.dtype.itemsize > 8:
 		problems.append("attribute %r is %s %s in the file, not a real scalar" % (key, ds.shape, ds.dtype))
 		return None
-	raw = ds[()]
+	raw = _data(ds, key, digests, problems)
+	if raw is None:
+		return None
 	if kind == "f" and not math.isfinite(float(raw)):
 		problems.append("attribute %r is %r: not finite" % (key, float(raw)))
 		return None
@@ -273,13 +322,14 @@ def _read(hdf, name: str, attrs: Dict, states: Dict, rules: Dict, optional=froze
 
 	if hdf.get(name + ".attrs", getlink=True) is not None:
 		attrGrp = _group(hdf, name + ".attrs", allowed, problems)
+		digests = _digestsOf(attrGrp, problems) if attrGrp is not None else None
 		for attrName in (attrGrp.keys() if attrGrp is not None else ()):
 			if attrName not in attrs:
 				problems.append("unknown attribute %r" % attrName)
 				continue
 			ds = _dataset(attrGrp, attrName, allowed, problems)
 			if ds is not None:
-				value = _readAttr(ds, attrName, attrs[attrName], rules.get(attrName), problems)
+				value = _readAttr(ds, attrName, attrs[attrName], rules.get(attrName), digests, problems)
 				if value is not None:
 					newAttrs[attrName] = value
 
@@ -326,7 +376,7 @@ def _readStates(stateGrp, states: Dict, optional, layout, allowed, problems: lis
 		if splitProblems or len(datasets) < len(keys):
 			return
 	else:
-		source = None
+		source, digests = None, _digestsOf(stateGrp, problems)
 
 	for key, (stateName, entityName) in expected.items():
 		entity, value = states[stateName][entityName], None
@@ -339,7 +389,7 @@ def _readStates(stateGrp, states: Dict, optional, layout, allowed, problems: lis
 			present = stateGrp.get(key, getlink=True) is not None
 			ds = _dataset(stateGrp, key, allowed, problems) if present else None
 			if ds is not None:
-				value = _readState(stateGrp, key, ds, entity, allowed, problems)
+				value = _readState(stateGrp, key, ds, entity, allowed, digests, problems)
 
 		if not present and entityName in optional:
 			logger.info("checkpoint has no %r: it starts at its initial value", key)
@@ -391,7 +441,7 @@ def _isQuantized(stateGrp, key: str, allowed) -> bool:
 	return isinstance(ds, h5py.Dataset) and "quant8" in ds.attrs
 
 
-def _readState(stateGrp, key: str, ds, entity, allowed, problems: list):
+def _readState(stateGrp, key: str, ds, entity, allowed, digests, problems: list):
 	"""The value of one state for ``entity`` (appending to ``problems`` if it does not fit): 8-bit codes plus scales
 	become a host QuantizedState for an 8-bit entity, decoded values otherwise; full-width values are encoded by
 	an 8-bit entity's set(). Shape and dtype are checked before any data is read."""
@@ -405,19 +455,19 @@ def _readState(stateGrp, key: str, ds, entity, allowed, problems: list):
 		return None
 
 	if quantized:
-		value = _readQuantized(stateGrp, key, ds, allowed, problems)
+		value = _readQuantized(stateGrp, key, ds, allowed, digests, problems)
 		if value is None or quantizedEntity:
 			return value
 		return value.get().astype(fullDtype)
 
 	if quantizedEntity and ds.dtype.kind == "f" and ds.dtype.itemsize <= 8 or not quantizedEntity and ds.dtype == entity.dtype:
-		return ds[()]
+		return _data(ds, key, digests, problems)
 	problems.append("state %r is %s %s in the file but %s %s in the optimizer" % (
 		key, tuple(ds.shape), ds.dtype, tuple(entity.shape), "8-bit" if quantizedEntity else entity.dtype))
 	return None
 
 
-def _readQuantized(stateGrp, key: str, ds, allowed, problems: list):
+def _readQuantized(stateGrp, key: str, ds, allowed, digests, problems: list):
 	"""A host QuantizedState from 8-bit codes and their scales, or None (with the problem noted)."""
 	fmt, block = ds.attrs["quant8"], ds.attrs.get("block", -1)
 	fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
@@ -441,7 +491,11 @@ def _readQuantized(stateGrp, key: str, ds, allowed, problems: list):
 		problems.append("state %r: its %d codes need %s, float32 of (%d,), got %s %s" % (
 			key, size, key + ".scales", blocksOf(size), scales.dtype, scales.shape))
 		return None
-	return QuantizedState(ds[()].reshape(-1), scales[()], ds.shape, signed)
+	codes = _data(ds, key, digests, problems, _quantTag(fmt, block))
+	scaleData = _data(scales, key + ".scales", digests, problems)
+	if codes is None or scaleData is None:
+		return None
+	return QuantizedState(codes.reshape(-1), scaleData, ds.shape, signed)
 
 
 _H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError, OverflowError, MemoryError,

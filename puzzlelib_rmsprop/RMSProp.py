@@ -19,11 +19,18 @@ class _StateDtype:
 		except TypeError:
 			ok = False
 		if not ok:
-			raise OptimizerTypeError("%s.%s must be None (the parameters' dtype) or np.float32, got %r" % (owner, name, value))
+			raise OptimizerTypeError("%s.%s must be None (the parameters' dtype) or np.float32, got %s" % (owner, name, _name(value)))
 
 	@staticmethod
 	def coerce(value):
 		return None if value is None else np.dtype(value)
+
+
+def _name(value) -> str:
+	try:
+		return str(np.dtype(value))
+	except TypeError:
+		return repr(value)
 
 
 class RMSProp(Optimizer):

@@ -85,9 +85,10 @@ def makeCheckpoint(path, rng, stateBits=None):
 
 
 @pytest.mark.parametrize("stateBits, count", [(None, 400), (8, 200)])
-def test_fuzzed_checkpoints_never_crash(tmp_path, stateBits, count):
+def test_fuzzed_checkpoints_load_exactly_or_are_refused(tmp_path, stateBits, count):
 	"""Hundreds of damaged files, loaded in a child process so that a crash would show as a failure here; with
-	8-bit state, damaged codes, scales and their attributes too."""
+	8-bit state, damaged codes, scales and their attributes too. A damaged file that loads must load exactly what
+	the good file holds; every foreign or hostile file is refused; counted apart."""
 	good = tmp_path / "good.hdf"
 	makeCheckpoint(good, np.random.default_rng(0), stateBits)
 
@@ -96,10 +97,12 @@ def test_fuzzed_checkpoints_never_crash(tmp_path, stateBits, count):
 	assert result.returncode == 0, result.stderr[-3000:]
 
 	summary = json.loads(result.stdout.strip().splitlines()[-1])
-	assert summary["files"] == count + summary["foreign"]
+	assert summary["files"] == summary["damaged"] + summary["foreign"] and summary["damaged"] == count
 	assert summary["unexpected"] == [], summary["unexpected"][:5]
-	assert summary["rejected"] > 0.75 * count, summary  # most damage is detected
-	assert summary["foreignLoaded"] == 0, summary
+	assert summary["damagedDifferent"] == [], summary
+	assert summary["damagedLoaded"] + summary["damagedRejected"] == count, summary
+	assert summary["damagedRejected"] > 0 and summary["damagedLoaded"] > 0, summary  # both outcomes exercised
+	assert summary["foreignLoaded"] == [] and summary["foreignRejected"] == summary["foreign"], summary
 	assert summary["changedOnError"] == 0
 
 
@@ -122,6 +125,7 @@ def test_load_rejects_out_of_range_attributes_before_changing_anything(tmp_path)
 	with h5py.File(path, "r+") as f:
 		del f[".attrs"]["factor"]
 		f[".attrs"]["factor"] = 1.5
+		del f[".attrs"].attrs["sha256"]  # as in PuzzleLib's files: the range check must refuse it
 
 	bag = ParamBag({"a": ((6, 5), np.float32), "b": ((9, ), np.float16)})
 	opt = RMSProp(learnRate=0.5)

@@ -1,5 +1,7 @@
 """Checkpoints from hostile or unlucky files: nothing outside the file is read, nothing huge is allocated, no bad value
-loads, and a refused file changes nothing. Each file is made with h5py as a hostile user would make it."""
+loads, and a refused file changes nothing. Each file is made with h5py as a hostile user would make it; most tests
+drop our checksum tables first (as PuzzleLib's files, which have none), so that the check under test is the one
+that refuses."""
 import time
 
 import h5py
@@ -7,19 +9,23 @@ import numpy as np
 import pytest
 
 from conftest import ParamBag, randomGrads
-from puzzlelib_rmsprop import OptimizerError, RMSProp
+from puzzlelib_rmsprop import Checkpoint, OptimizerError, RMSProp
 
 SPECS = {"a": ((6, 5), np.float32), "b": ((9, ), np.float16)}
 
 
-def goodCheckpoint(path, stateBits=None, **kwargs):
+def goodCheckpoint(path, stateBits=None, digests=False):
 	rng = np.random.default_rng(0)
-	bag = ParamBag(SPECS, rng=rng, **kwargs)
+	bag = ParamBag(SPECS, rng=rng)
 	opt = RMSProp(learnRate=0.01, stateBits=stateBits)
 	opt.setupOn(bag)
 	randomGrads(bag, rng)
 	opt.update()
 	opt.save(str(path))
+	if not digests:
+		with h5py.File(path, "r+") as f:
+			for grp in f.values():
+				del grp.attrs[Checkpoint.DIGESTS]
 	return opt
 
 
@@ -281,5 +287,34 @@ def test_save_into_a_group_round_trips(tmp_path):
 	other = freshOptimizer()
 	with h5py.File(path, "r") as f:
 		other.load(f["run"], name="sub/opt")
+	assert (other.t, other.learnRate) == (1, 0.01)
+	np.testing.assert_array_equal(other.states["bag.a"]["ms"].get(), opt.states["bag.a"]["ms"].get())
+
+
+@pytest.mark.parametrize("key", [".states/bag.a.ms", ".attrs/learnRate", ".attrs/t"])
+def test_a_changed_value_is_refused_by_its_checksum(tmp_path, key):
+	"""A plausible value (finite, in range) changed in place: only the checksum can tell, and it does."""
+	path = tmp_path / "ckpt.hdf"
+	goodCheckpoint(path, digests=True)
+	with h5py.File(path, "r+") as f:
+		ds = f[key]
+		ds[()] = ds[()] * 2 + 1
+	assertRefused(path, r"%r does not match its checksum: the file is damaged" % key.split("/")[1])
+
+
+def test_a_damaged_checksum_table_is_refused(tmp_path):
+	path = tmp_path / "ckpt.hdf"
+	goodCheckpoint(path, digests=True)
+	with h5py.File(path, "r+") as f:
+		f[".states"].attrs[Checkpoint.DIGESTS] = "{not json"
+	assertRefused(path, r"the checksum table of '/.states' is damaged")
+
+
+def test_files_without_checksums_load(tmp_path):
+	"""PuzzleLib's files have no checksum table: they load (their data unverified: see docs/checkpoints.md)."""
+	path = tmp_path / "ckpt.hdf"
+	opt = goodCheckpoint(path, digests=False)
+	other = freshOptimizer()
+	other.load(str(path))
 	assert (other.t, other.learnRate) == (1, 0.01)
 	np.testing.assert_array_equal(other.states["bag.a"]["ms"].get(), opt.states["bag.a"]["ms"].get())
