@@ -24,7 +24,7 @@ from .Quantized8 import QUANT_BLOCK
 from .ShardedState import ShardedLayout
 from .StateLayouts import LocalLayout, PackedLayout, VariableGroup, checkVariable, isOurGrid
 from .Errors import OptimizerError
-from .Validation import Range
+from .Validation import Flag, Option, Range, StateBits
 
 logger = logging.getLogger("puzzlelib_rmsprop")
 
@@ -43,7 +43,10 @@ class Optimizer:
 	after ``update`` (only the owned pieces are averaged)."""
 
 	#: hyperparameter -> allowed range, checked on every assignment (subclasses extend it)
-	attrRules: Dict[str, Range] = {"t": Range(0), "learnRate": Range(0)}
+	attrRules: Dict[str, Range] = {"t": Range(0, integer=True), "learnRate": Range(0)}
+	#: option -> its rule, checked on every assignment, the constructor's included (subclasses extend it)
+	optionRules: Dict[str, Option] = {"skipNonFinite": Option(Flag()), "shardState": Option(Flag(), fixed=True),
+									  "stateBits": Option(StateBits(), fixed=True)}
 	#: states a checkpoint may lack (saved before the option that needs them existed): they keep their start values
 	optionalStates = frozenset()
 
@@ -54,7 +57,7 @@ class Optimizer:
 	def __init__(self, nodeinfo=None, *, skipNonFinite: bool = False, shardState: bool = False):
 		self.t = 0
 		self.learnRate = 0.0
-		self.skipNonFinite = bool(skipNonFinite)
+		self.skipNonFinite = skipNonFinite
 		self.skippedSteps = 0
 
 		self.attrs = {"t", "learnRate"}
@@ -71,7 +74,7 @@ class Optimizer:
 
 		self.customVars: List[str] = []
 		self.nodeinfo = nodeinfo
-		self.shardState = bool(shardState)
+		self.shardState = shardState
 		self.groups: Dict[type, VariableGroup] = OrderedDict()
 		self.plans = OrderedDict()        # dtype -> the nodeinfo's ShardPlan of the flat buffers (our MPINodeInfo)
 		self.shardGroups = OrderedDict()  # dtype -> one VariableGroup of ShardParts per bucket (shardState)
@@ -80,9 +83,7 @@ class Optimizer:
 	def setStateBits(self, stateBits: Optional[int]) -> None:
 		"""None keeps the states in their arrays' dtype; 8 stores them as 8-bit codes with one float32 scale per
 		block of ``QUANT_BLOCK`` elements (see Quantized8). Called by the subclasses' constructors."""
-		if stateBits is not None and (isinstance(stateBits, bool) or stateBits != 8):
-			raise OptimizerError("%s.stateBits must be None (full-width state) or 8, got %r" % (type(self).__name__, stateBits))
-		self.stateBits = None if stateBits is None else 8
+		self.stateBits = stateBits
 		self.stateBlock = QUANT_BLOCK if self.stateBits == 8 else 1
 
 	@property
@@ -93,9 +94,14 @@ class Optimizer:
 		return sum(int(ary.nbytes) for state in arrays for ary in state.values())
 
 	def __setattr__(self, name: str, value) -> None:
+		"""Hyperparameters and options go through their rules (``attrRules``, ``optionRules``) on every assignment;
+		a refused value raises OptimizerError and leaves the old one."""
 		rule = type(self).attrRules.get(name)
 		if rule is not None:
 			rule.check(type(self).__name__, name, value)
+		option = type(self).optionRules.get(name)
+		if option is not None:
+			value = option.apply(self, name, value)
 		object.__setattr__(self, name, value)
 
 	def setAttr(self, name: str, attr) -> None:
@@ -230,7 +236,10 @@ class Optimizer:
 
 	def load(self, hdf, name: Optional[str] = None) -> None:
 		"""Reads what save() wrote, or what PuzzleLib's save wrote in either state mode (its global-state files,
-		keyed by dtype, are mapped to the variables through the module's layout); checks everything first."""
+		keyed by dtype, are mapped to the variables through the module's layout); checks everything first
+		(see docs/checkpoints.md). Before setupOn it raises OptimizerError: the states it would restore do not exist
+		yet."""
+		self._requireSetup("load")
 		layout = self._layoutOrEmpty()
 		attrs, states = Checkpoint.load(hdf, name or "", self.getAttrDict(), layout.stateTemplates(),
 										type(self).attrRules, type(self).optionalStates, layout.puzzlelibLayout())

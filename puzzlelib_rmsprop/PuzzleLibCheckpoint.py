@@ -6,7 +6,9 @@ backend. Nothing in the file says which variable sits where, but the layout is i
 rebuilt from the module (Optimizers/Optimizer.py setupGlobalState, Cuda/Utils.py and CPU/Utils.py): variables sorted
 by their first name (a plain string sort), those with their own updater skipped, one buffer per dtype in order of
 first appearance; on CUDA every block padded to 16 bytes, on the CPU packed. The key format tells which layout a
-file has, so PuzzleLib's CPU and CUDA files (which PuzzleLib itself cannot interchange) both load.
+file has, so PuzzleLib's CPU and CUDA files (which PuzzleLib itself cannot interchange) both load. A file is taken
+for PuzzleLib's global state by its structure, not by a name: none of the module's own keys, every key a dtype key,
+each dataset one flat buffer of exactly the module's length for that dtype (checked before reading it).
 """
 import re
 from typing import Dict, List, Sequence, Tuple
@@ -15,14 +17,6 @@ import numpy as np
 
 CUDA_ALIGNMENT = 16  # bytes, PuzzleLib's Cuda/Utils.py SharedArray.alignment
 _CPU_KEY = re.compile(r"^<class 'numpy\.(\w+)'>$")
-
-
-def cudaKey(dtype) -> str:
-	return np.dtype(dtype).name
-
-
-def cpuKey(dtype) -> str:
-	return str(np.dtype(dtype).type)
 
 
 def dtypeOfKey(key: str):
@@ -57,13 +51,10 @@ class GlobalLayout:
 			offset += -(-size // step) * step
 		return out, offset
 
-	@staticmethod
-	def isGlobalFile(keys) -> bool:
-		return any(dtypeOfKey(key.rsplit(".", 1)[0]) is not None for key in keys)
-
 	def split(self, stateGrp) -> Tuple[Dict[str, np.ndarray], List[str]]:
-		"""The per-parameter states ``{"<param>.<state>": array}`` cut out of a PuzzleLib global-state group, and
-		every way the file does not fit this module's layout."""
+		"""The per-parameter states ``{"<param>.<state>": array}`` cut out of a PuzzleLib global-state group (or a
+		dict of its datasets), and every way the file does not fit this module's layout. Shapes and dtypes are
+		checked before any data is read."""
 		states, problems = {}, []
 		dtypes = [dtype for dtype, _ in self.groups]
 

@@ -7,7 +7,30 @@ from .Errors import OptimizerError, OptimizerTypeError
 from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, ARITHMETIC, Flavour, checkArithmetic, flavourOf, flavourUpdate, quant8Update, rmspropKer
 from .Optimizer import Optimizer
 from .Quantized8 import stateZeros
-from .Validation import Range
+from .Validation import Flag, Option, Range
+
+
+class _StateDtype:
+	"""None (the parameters' dtype) or float32."""
+
+	def check(self, owner: str, name: str, value) -> None:
+		try:
+			ok = value is None or np.dtype(value) == np.float32
+		except TypeError:
+			ok = False
+		if not ok:
+			raise OptimizerTypeError("%s.%s must be None (the parameters' dtype) or np.float32, got %s" % (owner, name, _name(value)))
+
+	@staticmethod
+	def coerce(value):
+		return None if value is None else np.dtype(value)
+
+
+def _name(value) -> str:
+	try:
+		return str(np.dtype(value))
+	except TypeError:
+		return repr(value)
 
 
 class RMSProp(Optimizer):
@@ -71,11 +94,19 @@ class RMSProp(Optimizer):
 	``epsilonInSqrt=True``. TF and Keras keep lr inside their momentum buffer, which equals torch's form for a
 	constant learning rate (up to rounding).
 
-	Hyperparameters are checked whenever they are set: ``learnRate >= 0``, ``0 <= factor < 1``, ``epsilon > 0``,
-	NaN nowhere; a bad value raises OptimizerError and leaves the old one in place.
+	Hyperparameters are checked whenever they are set: ``learnRate >= 0``, ``0 <= factor <= 1``, ``epsilon >= 0``
+	(``factor=1`` and ``epsilon=0`` are accepted, as PuzzleLib and torch.optim accept them), all finite and within
+	float32; a bad value raises OptimizerError and leaves the old one in place. Options set after construction go
+	through the same rules: ``momentum > 0`` or ``centered=True`` after setupOn work where their state exists and are
+	refused (pass them to the constructor) where it does not; ``stateBits``, ``stateDtype`` and ``shardState``
+	cannot change after construction, nor ``initialMs`` after setupOn.
 	"""
 
-	attrRules = {**Optimizer.attrRules, "factor": Range(0, 1, highOpen=True), "epsilon": Range(0, lowOpen=True)}
+	attrRules = {**Optimizer.attrRules, "factor": Range(0, 1), "epsilon": Range(0)}
+	optionRules = {**Optimizer.optionRules, "momentum": Option(Range(0), needsState="mom"),
+				   "centered": Option(Flag(), needsState="mg"), "epsilonInSqrt": Option(Flag()),
+				   "initialMs": Option(Range(0), fixedAfterSetup=True), "weightDecay": Option(Range(0)),
+				   "stateDtype": Option(_StateDtype(), fixed=True)}
 
 	optionalStates = frozenset({"mg", "mom"})
 
@@ -90,17 +121,16 @@ class RMSProp(Optimizer):
 		self.setAttr("factor", factor)
 		self.setAttr("epsilon", epsilon)
 
-		for name, value in (("momentum", momentum), ("initialMs", initialMs), ("weightDecay", weightDecay)):
-			Range(0).check("RMSProp", name, value)
-		if stateDtype is not None and np.dtype(stateDtype) != np.float32:
-			raise OptimizerTypeError("RMSProp.stateDtype must be None (the parameters' dtype) or np.float32, got %s" % np.dtype(stateDtype))
+		# every option through its rule (optionRules), as a later assignment would be
+		for name, value in (("momentum", momentum), ("centered", centered), ("epsilonInSqrt", epsilonInSqrt),
+							("initialMs", initialMs), ("weightDecay", weightDecay), ("stateDtype", stateDtype)):
+			type(self).optionRules[name].rule.check(type(self).__name__, name, value)
 
 		if stateDtype is not None and self.stateBits is not None:
 			raise OptimizerError("RMSProp: give stateDtype or stateBits, not both (stateBits=8 stores 8-bit codes)")
 
-		self.momentum, self.centered, self.epsilonInSqrt = float(momentum), bool(centered), bool(epsilonInSqrt)
-		self.initialMs, self.weightDecay = float(initialMs), float(weightDecay)
-		self.stateDtype = None if stateDtype is None else np.dtype(stateDtype)
+		self.momentum, self.centered, self.epsilonInSqrt = momentum, centered, epsilonInSqrt
+		self.initialMs, self.weightDecay, self.stateDtype = initialMs, weightDecay, stateDtype
 		self.arithmetic = checkArithmetic("RMSProp", arithmetic, {
 			"momentum": momentum, "centered": centered, "epsilonInSqrt": epsilonInSqrt, "initialMs": initialMs,
 			"weightDecay": weightDecay, "stateDtype": stateDtype, "stateBits": stateBits, "shardState": shardState})

@@ -1,9 +1,13 @@
-"""Child process of tests/test_Checkpoint.py: loads damaged variants of a good checkpoint.
+"""Child process of tests/test_Checkpoint.py: loads damaged variants of a good checkpoint, and foreign files.
 Usage: fuzz_checkpoints.py GOOD DIR COUNT [STATE_BITS]. With STATE_BITS 8 the optimizer (and GOOD) has 8-bit state,
-and the foreign files include damaged 8-bit ones. Prints a JSON summary; any exception other than OptimizerError, or
-an optimizer changed by a failed load, is listed under "unexpected" / counted in "changedOnError"."""
+and the foreign files include damaged 8-bit ones. Damaged files (GOOD's bytes, cut, flipped or overwritten) must
+load exactly what GOOD holds or be refused; foreign files (valid HDF5 that is not a fitting checkpoint, hostile
+ones included: links, external storage, virtual datasets, declared-huge compressed datasets, non-finite and negative
+values) must all be refused. Prints a JSON summary; any exception other than OptimizerError, or an optimizer changed
+by a failed load, is listed under "unexpected" / counted in "changedOnError"."""
 import json
 import os
+import shutil
 import sys
 
 import h5py
@@ -12,7 +16,7 @@ import numpy as np
 os.environ.setdefault("PUZZLELIB_RMSPROP_BACKEND", "cpu")
 
 from conftest import ParamBag  # noqa: E402
-from puzzlelib_rmsprop import OptimizerError, RMSProp  # noqa: E402
+from puzzlelib_rmsprop import Checkpoint, OptimizerError, RMSProp  # noqa: E402
 
 
 def damaged(data: bytes, rng) -> bytes:
@@ -38,6 +42,87 @@ def quant8Codes(f, attrs, scales=np.zeros(1, np.float32), dtype=np.uint8):
 		ds.attrs[key] = value
 	if scales is not None:
 		f.create_dataset(".states/bag.a.ms.scales", data=scales)
+
+
+def replaced(key, **kwargs):
+	"""An edit of a good file: the dataset ``key`` replaced by ``create_dataset(key, **kwargs)``."""
+	def edit(f):
+		del f[key]
+		f.create_dataset(key, **kwargs)
+	return edit
+
+
+def linked(key, link):
+	def edit(f):
+		del f[key]
+		f[key] = link
+	return edit
+
+
+def virtual(source):
+	def edit(f):
+		layout = h5py.VirtualLayout(shape=(6, 5), dtype=np.float32)
+		layout[:] = h5py.VirtualSource(source, "x", shape=(6, 5))
+		del f[".states/bag.a.ms"]
+		f[".states"].create_virtual_dataset("bag.a.ms", layout, fillvalue=0)
+	return edit
+
+
+def scaled(value):
+	def edit(f):
+		f[".states/bag.a.ms.scales"][0] = value
+	return edit
+
+
+def hostileFiles(good, directory, bits):
+	"""Copies of the good file with one hostile edit each (checksum tables dropped, as in PuzzleLib's files, so
+	that the checks below them must refuse)."""
+	other = os.path.join(directory, "other.hdf")
+	shutil.copy(good, other)
+	source = os.path.join(directory, "source.hdf")
+	with h5py.File(source, "w") as f:
+		f["x"] = np.ones((6, 5), np.float32)
+	secret = os.path.join(directory, "secret.bin")
+	with open(secret, "wb") as f:
+		f.write(bytes(range(120)))
+
+	ms = ".states/bag.a.ms"
+	edits = {
+		"external-link-dataset": linked(ms, h5py.ExternalLink(other, "/" + ms)),
+		"external-link-relative": linked(ms, h5py.ExternalLink("other.hdf", "/" + ms)),
+		"external-link-group": linked(".states", h5py.ExternalLink(other, "/.states")),
+		"soft-link-outside": lambda f: (f.create_dataset("outside", data=np.ones((6, 5), np.float32)),
+										linked(ms, h5py.SoftLink("/outside"))(f)),
+		"external-storage": replaced(ms, shape=(6, 5), dtype=np.float32, external=[(secret, 0, 120)]),
+		"virtual": virtual(source),
+		"virtual-missing-source": virtual(os.path.join(directory, "missing.hdf")),
+		"huge-attr": replaced(".attrs/learnRate", shape=(32768, 32768), dtype=np.float32, chunks=(1024, 1024),
+							  compression="gzip"),
+		"huge-state": replaced(ms, shape=(32768, 32768), dtype=np.float32, chunks=(1024, 1024), compression="gzip"),
+		"t-inf": replaced(".attrs/t", data=np.inf),
+		"t-fraction": replaced(".attrs/t", data=3.9),
+		"learnRate-inf": replaced(".attrs/learnRate", data=np.inf),
+		"learnRate-nan": replaced(".attrs/learnRate", data=np.nan),
+		"learnRate-1e39": replaced(".attrs/learnRate", data=1e39),
+		"learnRate-text": replaced(".attrs/learnRate", data="0.5"),
+	}
+	if bits:
+		edits.update({"scales-nan": scaled(np.nan), "scales-negative": scaled(-1.0), "scales-inf": scaled(np.inf)})
+	else:
+		edits.update({"ms-negative": replaced(ms, data=np.full((6, 5), -1, np.float32)),
+					  "ms-nan": replaced(ms, data=np.full((6, 5), np.nan, np.float32)),
+					  "ms-inf": replaced(ms, data=np.full((6, 5), np.inf, np.float32))})
+
+	paths = []
+	for name, edit in edits.items():
+		path = os.path.join(directory, "hostile-%s.hdf" % name)
+		shutil.copy(good, path)
+		with h5py.File(path, "r+") as f:
+			for grp in f.values():
+				grp.attrs.pop(Checkpoint.DIGESTS, None)
+			edit(f)
+		paths.append(path)
+	return paths
 
 
 def foreignFiles(directory):
@@ -76,6 +161,28 @@ def snapshotOf(opt):
 	return opt.getAttrDict(), {n: [a for key in sorted(s) for a in arrays(s[key])] for n, s in opt.states.items()}
 
 
+def loadInto(opt, path, summary):
+	"""True if ``path`` loaded, False if refused (checking that nothing changed), None on anything else."""
+	before = snapshotOf(opt)
+	try:
+		opt.load(path)
+		return True
+	except OptimizerError:
+		after = snapshotOf(opt)
+		if after[0] != before[0] or any(not np.array_equal(x, y) for n in before[1] for x, y in zip(after[1][n], before[1][n])):
+			summary["changedOnError"] += 1
+		return False
+	except Exception as e:  # noqa: BLE001 - this is what the test looks for
+		summary["unexpected"].append("%s: %s: %s" % (os.path.basename(path), type(e).__name__, e))
+		return None
+
+
+def sameAs(snap, expected) -> bool:
+	return snap[0] == expected[0] and all(
+		len(snap[1][n]) == len(expected[1][n]) and all(np.array_equal(x, y) for x, y in zip(snap[1][n], expected[1][n]))
+		for n in expected[1])
+
+
 def main(good, directory, count, bits=None):
 	os.makedirs(directory, exist_ok=True)
 	rng = np.random.default_rng(1234)
@@ -87,32 +194,44 @@ def main(good, directory, count, bits=None):
 		with open(path, "wb") as f:
 			f.write(damaged(data, rng))
 		paths.append(path)
-	foreign = foreignFiles(directory)
+	foreign = foreignFiles(directory) + hostileFiles(good, directory, bits)
 
 	bag = ParamBag({"a": ((6, 5), np.float32), "b": ((9, ), np.float16)})
 	opt = RMSProp(learnRate=0.25, stateBits=bits)
 	opt.setupOn(bag)
-	summary = {"files": 0, "foreign": len(foreign), "loaded": 0, "rejected": 0, "unexpected": [], "changedOnError": 0,
-			   "foreignLoaded": 0}
+	start = snapshotOf(opt)
+	opt.load(good)
+	expected = snapshotOf(opt)
 
-	for path in paths + foreign:
+	summary = {"files": 0, "damaged": len(paths), "foreign": len(foreign), "damagedLoaded": 0, "damagedRejected": 0,
+			   "damagedDifferent": [], "foreignRejected": 0, "foreignLoaded": [], "unexpected": [], "changedOnError": 0}
+
+	def reset():
+		opt.setAttr("learnRate", 0.25)
+		opt.setAttr("t", 0)
+		for s in opt.states.values():
+			s["ms"].set(np.zeros(s["ms"].shape, np.float32).astype(np.float32 if bits else s["ms"].dtype))
+		assert sameAs(snapshotOf(opt), start)
+
+	for path in paths:
 		summary["files"] += 1
-		before = snapshotOf(opt)
-		try:
-			opt.load(path)
-			summary["loaded"] += 1
-			summary["foreignLoaded"] += path in foreign
-			opt.setAttr("learnRate", 0.25)
-			opt.setAttr("t", 0)
-			for s in opt.states.values():
-				s["ms"].set(np.zeros(s["ms"].shape, np.float32).astype(np.float32 if bits else s["ms"].dtype))
-		except OptimizerError:
-			summary["rejected"] += 1
-			after = snapshotOf(opt)
-			if after[0] != before[0] or any(not np.array_equal(x, y) for n in before[1] for x, y in zip(after[1][n], before[1][n])):
-				summary["changedOnError"] += 1
-		except Exception as e:  # noqa: BLE001 - this is what the test looks for
-			summary["unexpected"].append("%s: %s: %s" % (os.path.basename(path), type(e).__name__, e))
+		loaded = loadInto(opt, path, summary)
+		if loaded:
+			summary["damagedLoaded"] += 1
+			if not sameAs(snapshotOf(opt), expected):
+				summary["damagedDifferent"].append(os.path.basename(path))
+			reset()
+		elif loaded is False:
+			summary["damagedRejected"] += 1
+
+	for path in foreign:
+		summary["files"] += 1
+		loaded = loadInto(opt, path, summary)
+		if loaded:
+			summary["foreignLoaded"].append(os.path.basename(path))
+			reset()
+		elif loaded is False:
+			summary["foreignRejected"] += 1
 
 	print(json.dumps(summary))
 

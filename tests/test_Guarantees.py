@@ -30,11 +30,11 @@ def assertUnchanged(before, after):
 @pytest.mark.parametrize("name, value, message", [
 	("learnRate", -1e-3, r"RMSProp.learnRate must be in \[0, inf\), got -0.001"),
 	("learnRate", float("nan"), r"RMSProp.learnRate must be in \[0, inf\), got nan"),
-	("factor", 1.0, r"RMSProp.factor must be in \[0, 1\), got 1.0"),
-	("factor", -0.1, r"RMSProp.factor must be in \[0, 1\)"),
-	("factor", float("inf"), r"RMSProp.factor must be in \[0, 1\)"),
-	("epsilon", 0.0, r"RMSProp.epsilon must be in \(0, inf\), got 0.0"),
-	("epsilon", float("nan"), r"RMSProp.epsilon must be in \(0, inf\)"),
+	("factor", 1.5, r"RMSProp.factor must be in \[0, 1\], got 1.5"),
+	("factor", -0.1, r"RMSProp.factor must be in \[0, 1\]"),
+	("factor", float("inf"), r"RMSProp.factor must be in \[0, 1\]"),
+	("epsilon", -1.0, r"RMSProp.epsilon must be in \[0, inf\), got -1.0"),
+	("epsilon", float("nan"), r"RMSProp.epsilon must be in \[0, inf\)"),
 	("t", -1, r"RMSProp.t must be in \[0, inf\)"),
 ])
 def test_hyperparameters_out_of_range(name, value, message):
