@@ -60,6 +60,8 @@ FLAVOUR_STRUCT = np.dtype([
 DERIVED_FIELDS = ("varianceFloor", "plain")
 #: the options after factor and epsilon, in the struct's order
 OPTIONS = tuple(name for name in FLAVOUR_STRUCT.names[2:] if name not in DERIVED_FIELDS)
+#: the options that change the formula (``arithmetic`` changes only how it is evaluated): ``plain`` is all of them 0
+FORMULA_OPTIONS = tuple(name for name in OPTIONS if name != "arithmetic")
 
 MOMENTUM_NONE, MOMENTUM_TORCH, MOMENTUM_IN_LR = 0, 1, 2  # momentumMode: torch (param += lr * mom), TF / Graves
 #: the ``arithmetic`` option's values as the flavour struct holds them: IEEE float32 (these kernels), PuzzleLib's own
@@ -69,7 +71,7 @@ ARITHMETIC = {"ieee": 0, "puzzlelib": 1}
 class Flavour:
 	"""The options of the kernels as one RMSPropFlavour: ``Flavour(factor, epsilon, *options, **options)``, the
 	options (``OPTIONS``: weightDecay, centered, epsilonInSqrt, momentumMode, ...) in the struct's order or by name,
-	0 when not given. ``plain`` (every option 0: PuzzleLib's RMSProp) is decided here, once; ``struct`` is the
+	0 when not given. ``plain`` (every formula option 0: PuzzleLib's RMSProp) is decided here, once; ``struct`` is the
 	bytes the kernels take. Read-only; fields read as attributes."""
 
 	__slots__ = ("record", "struct")
@@ -87,7 +89,7 @@ class Flavour:
 		record["factor"], record["epsilon"] = factor, epsilon
 		for name, value in values.items():
 			record[name] = value
-		record["plain"] = not any(record[name] for name in OPTIONS)
+		record["plain"] = not any(record[name] for name in FORMULA_OPTIONS)
 		object.__setattr__(self, "record", record)
 		object.__setattr__(self, "struct", record.tobytes())
 
@@ -115,11 +117,22 @@ flavourOf = lru_cache(maxsize=256)(Flavour)
 
 
 
+class ArithmeticRule:
+	"""The ``arithmetic`` option's rule (Validation.Option): one of ``ARITHMETIC``'s names."""
+
+	def check(self, owner: str, name: str, value) -> None:
+		if not isinstance(value, str) or value not in ARITHMETIC:
+			raise OptimizerError("%s.%s must be one of %s, got %r" % (owner, name, ", ".join(map(repr, ARITHMETIC)), value))
+
+	@staticmethod
+	def coerce(value):
+		return value
+
+
 def checkArithmetic(optimizer: str, arithmetic: str, options: dict) -> str:
 	"""``arithmetic`` checked: "ieee" or "puzzlelib", the latter only with every option in ``options`` at its default
 	(PuzzleLib has no kernel for the others). Raises OptimizerError naming the option."""
-	if arithmetic not in ARITHMETIC:
-		raise OptimizerError("%s.arithmetic must be one of %s, got %r" % (optimizer, ", ".join(map(repr, ARITHMETIC)), arithmetic))
+	ArithmeticRule().check(optimizer, "arithmetic", arithmetic)
 	changed = [name for name, value in options.items() if value is not None and not (isinstance(value, (bool, int, float)) and value == 0)]
 	if arithmetic == "puzzlelib" and changed:
 		raise OptimizerError("%s: arithmetic='puzzlelib' reproduces PuzzleLib's own kernel, which has no %s: leave %s "

@@ -4,7 +4,7 @@ from typing import Optional
 import numpy as np
 
 from .Errors import OptimizerError, OptimizerTypeError
-from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, ARITHMETIC, Flavour, checkArithmetic, flavourOf, flavourUpdate, quant8Update, rmspropKer
+from .Kernels import MOMENTUM_NONE, MOMENTUM_TORCH, ARITHMETIC, ArithmeticRule, Flavour, checkArithmetic, flavourOf, flavourUpdate, quant8Update, rmspropKer
 from .Optimizer import Optimizer
 from .Quantized8 import stateZeros
 from .Validation import Flag, Option, Range
@@ -31,6 +31,10 @@ def _name(value) -> str:
 		return str(np.dtype(value))
 	except TypeError:
 		return repr(value)
+
+
+#: RMSProp's options PuzzleLib's kernel has no counterpart of: refused with arithmetic="puzzlelib"
+PUZZLELIB_LACKS = ("momentum", "centered", "epsilonInSqrt", "initialMs", "weightDecay", "stateDtype")
 
 
 class RMSProp(Optimizer):
@@ -106,7 +110,7 @@ class RMSProp(Optimizer):
 	optionRules = {**Optimizer.optionRules, "momentum": Option(Range(0), needsState="mom"),
 				   "centered": Option(Flag(), needsState="mg"), "epsilonInSqrt": Option(Flag()),
 				   "initialMs": Option(Range(0), fixedAfterSetup=True), "weightDecay": Option(Range(0)),
-				   "stateDtype": Option(_StateDtype(), fixed=True)}
+				   "stateDtype": Option(_StateDtype(), fixed=True), "arithmetic": Option(ArithmeticRule(), fixed=True)}
 
 	optionalStates = frozenset({"mg", "mom"})
 
@@ -134,6 +138,11 @@ class RMSProp(Optimizer):
 		self.arithmetic = checkArithmetic("RMSProp", arithmetic, {
 			"momentum": momentum, "centered": centered, "epsilonInSqrt": epsilonInSqrt, "initialMs": initialMs,
 			"weightDecay": weightDecay, "stateDtype": stateDtype, "stateBits": stateBits, "shardState": shardState})
+
+	def __setattr__(self, name: str, value) -> None:
+		if self.__dict__.get("arithmetic") == "puzzlelib" and name in PUZZLELIB_LACKS:  # later, as at construction
+			checkArithmetic(type(self).__name__, "puzzlelib", {name: value})
+		super().__setattr__(name, value)
 
 	@property
 	def puzzlelibFlavour(self) -> bool:

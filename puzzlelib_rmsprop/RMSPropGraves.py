@@ -1,10 +1,10 @@
 """RMSPropGraves, as PuzzleLib 1.0.3 computes it (Graves 2013, arXiv:1308.0850, eq. 38-41)."""
 from typing import Optional
 
-from .Kernels import ARITHMETIC, MOMENTUM_IN_LR, checkArithmetic, flavourOf, flavourUpdate, quant8Update
+from .Kernels import ARITHMETIC, MOMENTUM_IN_LR, ArithmeticRule, checkArithmetic, flavourOf, flavourUpdate, quant8Update
 from .Optimizer import Optimizer
 from .Quantized8 import stateZeros
-from .Validation import Range
+from .Validation import Option, Range
 
 
 class RMSPropGraves(Optimizer):
@@ -30,6 +30,7 @@ class RMSPropGraves(Optimizer):
 
 	attrRules = {**Optimizer.attrRules, "alpha": Range(0, 1, highOpen=True), "momRate": Range(0, 1, highOpen=True),
 				 "epsilon": Range(0, lowOpen=True)}
+	optionRules = {**Optimizer.optionRules, "arithmetic": Option(ArithmeticRule(), fixed=True)}
 
 	def __init__(self, learnRate: float = 1e-4, alpha: float = 0.95, momRate: float = 0.9, epsilon: float = 1e-4,
 				 nodeinfo=None, *, skipNonFinite: bool = False, stateBits: Optional[int] = None, shardState: bool = False,

@@ -389,3 +389,43 @@ def test_the_build_is_cached_per_machine_and_kept_out_of_the_installed_extension
 
 	setup = (Path(__file__).resolve().parent.parent / "setup.py").read_text()
 	assert "rmsprop_puzzlelib.c" not in setup and "-march=native" not in setup and "-ffast-math" not in setup
+
+
+@pytest.mark.parametrize("options", [{"momentum": 0.9}, {"centered": True}, {"epsilonInSqrt": True}, {"weightDecay": 1e-4}])
+def test_later_assignments_without_a_puzzlelib_kernel_are_refused(options):
+	"""The options go through the same rule when set after construction; the arithmetic itself is fixed."""
+	(name, value), = options.items()
+	opt = RMSProp(arithmetic="puzzlelib")
+	with pytest.raises(OptimizerError, match="which has no %s" % name):
+		setattr(opt, name, value)
+	assert not getattr(opt, name) and opt.flavour().plain
+	for ours in (opt, RMSPropGraves(arithmetic="puzzlelib")):
+		with pytest.raises(OptimizerError, match="arithmetic cannot change after construction"):
+			ours.arithmetic = "ieee"
+		assert ours.arithmetic == "puzzlelib"
+
+
+@onCpu
+@pytest.mark.parametrize("useGlobalState", [False, True])
+@pytest.mark.parametrize("optimizer", sorted(OURS))
+def test_puzzlelib_continues_our_puzzlelib_layout_bit_identically(puzzlelib, optimizer, useGlobalState, tmp_path):
+	"""Ours trains 30 steps and saves PuzzleLib's layout; PuzzleLib loads it (and the weights) and continues: the
+	same bits as PuzzleLib's uninterrupted run."""
+	pl, path = puzzlelib, str(tmp_path / "ours.hdf")
+	theirs, ours = makePair(pl, optimizer, learnRate=1e-2)
+	ours = Run(pl, ours, useGlobalState, net="odd").train(30)
+	ours.opt.save(path, layout="puzzlelib")
+	saved = {name: var.data.get() for var, (name, *_) in ours.net.getVarTable().items()}
+
+	uninterrupted = Run(pl, theirs, useGlobalState, net="odd").train(30)
+	uninterrupted.losses, uninterrupted.history = [], []
+	uninterrupted.train(40)
+
+	resumed = Run(pl, makePair(pl, optimizer, learnRate=1e-2)[0], useGlobalState, net="odd")
+	for name, w in saved.items():
+		resumed.net.getVar(name).data.set(w)
+	resumed.opt.load(path)
+	assert resumed.opt.t == 30
+	resumed.train(40)
+
+	assertBitIdentical(uninterrupted, resumed, STATE_KEYS[optimizer])
