@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from puzzlelib_rmsprop.Backend.kernelSource import kernelDir
-from puzzlelib_rmsprop.Kernels import FLAVOUR_STRUCT, OPTIONS, Flavour
+from puzzlelib_rmsprop.Kernels import FLAVOUR_STRUCT, FORMULA_OPTIONS, OPTIONS, Flavour
 
 
 def headerFields():
@@ -52,7 +52,9 @@ def test_flavour_packs_its_fields_and_decides_plain_once():
 	assert record["factor"] == np.float32(0.9) and record["epsilon"] == np.float32(1e-5)
 	for name in OPTIONS:
 		other = Flavour(0.9, 1e-5, **{name: 1})
-		assert other.plain == 0 and getattr(other, name) == 1, name
+		# arithmetic changes how the formula is evaluated, not the formula: PuzzleLib's RMSProp stays plain
+		assert other.plain == (name not in FORMULA_OPTIONS) and getattr(other, name) == 1, name
+	assert set(OPTIONS) - set(FORMULA_OPTIONS) == {"arithmetic"}
 	assert Flavour(0.9, 1e-5, 0.1, True) == Flavour(0.9, 1e-5, weightDecay=0.1, centered=True)
 	with pytest.raises(TypeError, match="no option"):
 		Flavour(0.9, 1e-5, varianceFloor=0.5)
