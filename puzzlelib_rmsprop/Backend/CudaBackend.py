@@ -1,15 +1,19 @@
-"""The CUDA backend: pycuda GPUArrays, updated by kernels/rmsprop.cu compiled with pycuda's SourceModule.
+"""The CUDA backend: pycuda GPUArrays, updated by kernels/rmsprop.cu compiled by nvcc (through pycuda's compiler).
 
-Importing this module needs pycuda (the ``cuda`` extra); creating the backend needs a driver and a device.
+Importing this module needs pycuda (the ``cuda`` extra); creating the backend needs a driver, a device and an nvcc
+that can compile for it (CudaBuild): the kernels are compiled, or loaded from the cache, when the backend is created.
 """
 import logging
 import sys
 from functools import cached_property, lru_cache
+from typing import Optional
 
 import numpy as np
 
 from .. import Config
 from ..Errors import BackendError, OptimizerError
+from . import Selector
+from .CudaBuild import NVCC_ENV_HINT, UnusableDevice, buildImage, chooseTarget, findNvcc
 from .CudaContext import ThreadContexts, onBackendThread
 from .PuzzleLibArrays import emptyLike, isPuzzleLibCudaArray
 from .dtypes import DTYPES, bfloat16
@@ -84,7 +88,10 @@ class CudaBackend:
 
 	name = "cuda"
 
-	def __init__(self, deviceIdx: int = 0):
+	def __init__(self, deviceIdx: Optional[int] = 0):
+		"""On device ``deviceIdx`` (None: the MPI rank's local index modulo the visible devices); compiles (or loads
+		from the cache) the kernels for it, or raises BackendError (UnusableDevice where the device is there but
+		nvcc cannot target it)."""
 		driver, gpuarray = importPycuda()
 
 		try:
@@ -95,6 +102,8 @@ class CudaBackend:
 
 		if count == 0:
 			raise BackendError("the CUDA driver sees no device")
+		if deviceIdx is None:
+			deviceIdx = (Selector.localRank or 0) % count
 		if not 0 <= deviceIdx < count:
 			raise BackendError("Config.deviceIdx is %d but there are %d CUDA devices" % (deviceIdx, count))
 
@@ -114,6 +123,24 @@ class CudaBackend:
 		self.smCount = self.device.get_attribute(driver.device_attribute.MULTIPROCESSOR_COUNT)
 		self.deviceName = "%s (%d SMs)" % (self.device.name(), self.smCount)
 		self._streams = []
+		self.target, self._module = self.loadKernels()
+
+	def loadKernels(self):
+		"""(the Target built, the loaded module): every kernel, compiled for this device or read from the cache."""
+		capability = self.device.compute_capability()
+		where = "CUDA device %d (%s)" % (self.deviceIndex, self.device.name())
+		try:
+			nvcc = findNvcc()
+		except BackendError as e:
+			raise UnusableDevice("%s has compute capability %d.%d, but %s: %s" % (where, capability[0], capability[1], e,
+																			   NVCC_ENV_HINT)) from e
+		target = chooseTarget(capability, nvcc, where)
+		image = buildImage((kernelDir() / "rmsprop.cu").read_text(), compileOptions(), target, nvcc)
+		try:
+			return target, self.driver.module_from_buffer(image)
+		except self.driver.Error as e:
+			raise UnusableDevice("%s (compute capability %d.%d) cannot load the kernels nvcc %s built as %s %s: %s" % (
+				where, capability[0], capability[1], nvcc.version, target.kind, target.arch, e)) from e
 
 	@onBackendThread
 	def to_gpu(self, ary):
@@ -230,9 +257,9 @@ class CudaBackend:
 		finally:
 			primary.detach()
 
-	@lru_cache(maxsize=None)
 	def module(self):
-		return compileKernels()
+		"""The kernels' module, loaded when the backend was created."""
+		return self._module
 
 	@lru_cache(maxsize=None)
 	def kernel(self, name: str, signature: str):
@@ -359,10 +386,13 @@ class CudaBackend:
 			stream.synchronize() if stream is not None else self.driver.Context.synchronize()
 
 
-def deviceIndex() -> int:
-	"""Config.deviceIdx, or where it is None PuzzleLib's (when PuzzleLib is imported), else 0."""
+def deviceIndex() -> Optional[int]:
+	"""Config.deviceIdx; where it is None, in an MPI grid (MPINodeInfo) None: the rank's local index modulo the
+	visible devices; else PuzzleLib's (when PuzzleLib is imported), else 0."""
 	if Config.deviceIdx is not None:
 		return Config.deviceIdx
+	if Selector.localRank is not None:
+		return None
 	puzzlelibConfig = sys.modules.get("PuzzleLib.Config")
 	return int(getattr(puzzlelibConfig, "deviceIdx", 0) or 0)
 
