@@ -159,3 +159,8 @@ def test_compiled_kernels_are_cached_whole(tmp_path):
 	code = SELECT.replace("backend = getBackend()", "import pycuda.compiler\n\tpycuda.compiler.compile = None\n\tbackend = getBackend()")
 	(name, _), _ = inFreshProcess(code, PYCUDA_CACHE_DIR=str(cache), CUDA_EMU_COMPUTE_CAPABILITY="8.6")
 	assert name == "cuda"
+
+	# a driver that refuses the cached image (here: the emulator without its host build) fails selection too
+	(kind, message), _ = inFreshProcess(code, PYCUDA_CACHE_DIR=str(cache), CUDA_EMU_COMPUTE_CAPABILITY="8.6",
+										CUDA_EMU_CACHE=str(tmp_path / "empty"))
+	assert kind == "error" and "(compute capability 8.6) cannot load the kernels nvcc" in message and "cubin sm_86" in message
