@@ -55,17 +55,13 @@ def compileOptions():
 	return ["--fmad=false", "-O3"]
 
 
-def compileKernels(arch=None):
-	"""The compiled module holding every kernel of kernels/rmsprop.cu (needs a context unless ``arch`` is given,
-	in which case the cubin bytes are returned)."""
+def compileKernels(arch: str):
+	"""The cubin bytes of every kernel of kernels/rmsprop.cu for ``arch`` (e.g. "sm_90"), uncached (the SASS
+	checks; the backend builds through CudaBuild)."""
 	from pycuda import compiler
 
 	source = (kernelDir() / "rmsprop.cu").read_text()
-	options = dict(no_extern_c=True, include_dirs=[str(kernelDir())], options=compileOptions())
-
-	if arch is not None:
-		return compiler.compile(source, arch=arch, **options)
-	return compiler.SourceModule(source, **options)
+	return compiler.compile(source, arch=arch, no_extern_c=True, include_dirs=[str(kernelDir())], options=compileOptions())
 
 
 @lru_cache(maxsize=None)
