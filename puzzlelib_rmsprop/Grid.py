@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 
 from . import Config
-from .Backend import getBackend
+from .Backend import Selector, getBackend
 from .Backend.HostArray import hostArray
 from .Backend.PuzzleLibArrays import DeviceMemory, isPuzzleLibCudaArray
 from .Backend.SharedArray import alignmentStep
@@ -179,9 +179,23 @@ class MPINodeInfo:
 		local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
 		self.localIndex, self.localSize = local.Get_rank(), local.Get_size()
 		local.Free()
-		Config.deviceIdx = self.localIndex
+		Selector.localRank = self.localIndex  # its device: this modulo the visible ones, unless Config.deviceIdx is set
 		if not Config.cpuThreads:  # the CPU kernels: the node's cores shared among its ranks, not all of them each
 			Config.cpuThreads = max(1, len(os.sched_getaffinity(0)) // self.localSize)
+		self._agreeOnBackend()
+
+	def _agreeOnBackend(self) -> None:
+		"""Selects the backend on every rank and raises BackendError on every rank unless all got the same one (a
+		rank whose CUDA failed while others use it must not silently train on the CPU)."""
+		try:
+			backend, why = getBackend().name, Selector.fallbackReason
+		except BackendError as e:
+			backend, why = None, str(e)
+		chosen = self.comm.allgather((backend, why))
+		if len({name for name, _ in chosen}) > 1 or None in {name for name, _ in chosen}:
+			ranks = "; ".join("rank %d: %s%s" % (rank, name or "no backend", " (%s)" % reason if reason else "")
+							  for rank, (name, reason) in enumerate(chosen))
+			raise BackendError("the ranks cannot all train on one backend, so none does: %s" % ranks)
 
 	def _installAbortHook(self) -> None:
 		previous, comm = sys.excepthook, self.comm

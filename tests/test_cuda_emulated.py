@@ -116,6 +116,15 @@ def test_backend_and_driver_in_default_mode(emulator, emulatorReport):
 	emulator.pytest("CUDA tests", BACKEND_TESTS, emulatorReport)
 
 
+def test_device_selection_and_one_device_per_rank(emulator, emulatorReport):
+	"""Compiling at selection for devices of other compute capabilities (7.0 refused, 13.0 through PTX, bit-exact),
+	and one device per MPI rank (CUDA_VISIBLE_DEVICES per rank, the local rank modulo the devices)."""
+	paths = ["tests/Backend/test_CudaSelection.py", "tests/test_Grid_devices.py"]
+	output = emulator.pytest("device selection", paths, emulatorReport)
+	for path in paths:
+		assert not skipped(output, path), "nothing of %s may skip on the emulator:\n%s" % (path, "\n".join(skipped(output, path)))
+
+
 def test_demo_trains_on_the_cuda_backend(emulator):
 	result = emulator.run(["-m", "puzzlelib_rmsprop.demo"])
 	assert result.returncode == 0, result.stderr[-3000:]

@@ -1,14 +1,18 @@
-"""The CUDA backend: pycuda GPUArrays, updated by kernels/rmsprop.cu compiled with pycuda's SourceModule.
+"""The CUDA backend: pycuda GPUArrays, updated by kernels/rmsprop.cu compiled by nvcc (through pycuda's compiler).
 
-Importing this module needs pycuda (the ``cuda`` extra); creating the backend needs a driver and a device.
+Importing this module needs pycuda (the ``cuda`` extra); creating the backend needs a driver, a device and an nvcc
+that can compile for it (CudaBuild): the kernels are compiled, or loaded from the cache, when the backend is created.
 """
 import sys
 from functools import cached_property, lru_cache
+from typing import Optional
 
 import numpy as np
 
 from .. import Config
 from ..Errors import BackendError, OptimizerError
+from . import Selector
+from .CudaBuild import NVCC_ENV_HINT, UnusableDevice, buildImage, chooseTarget, findNvcc
 from .CudaContext import ThreadContexts, onBackendThread
 from .PuzzleLibArrays import emptyLike, isPuzzleLibCudaArray
 from .dtypes import DTYPES, bfloat16
@@ -48,18 +52,13 @@ def compileOptions():
 	return ["--fmad=false", "-O3"]
 
 
-def compileKernels(arch=None, source: str = "rmsprop.cu"):
-	"""The compiled module holding every kernel of kernels/``source`` (rmsprop.cu: the optimizer's; the benchmark
-	compiles its own references) (needs a context unless ``arch`` is given, in which case the cubin bytes are
-	returned)."""
+def compileKernels(arch: str, source: str = "rmsprop.cu"):
+	"""The cubin bytes of every kernel of kernels/``source`` for ``arch`` (e.g. "sm_90"), uncached (the SASS
+	checks; the backend builds through CudaBuild)."""
 	from pycuda import compiler
 
-	source = (kernelDir() / source).read_text()
-	options = dict(no_extern_c=True, include_dirs=[str(kernelDir())], options=compileOptions())
-
-	if arch is not None:
-		return compiler.compile(source, arch=arch, **options)
-	return compiler.SourceModule(source, **options)
+	text = (kernelDir() / source).read_text()
+	return compiler.compile(text, arch=arch, no_extern_c=True, include_dirs=[str(kernelDir())], options=compileOptions())
 
 
 @lru_cache(maxsize=None)
@@ -82,7 +81,10 @@ class CudaBackend:
 
 	name = "cuda"
 
-	def __init__(self, deviceIdx: int = 0):
+	def __init__(self, deviceIdx: Optional[int] = 0):
+		"""On device ``deviceIdx`` (None: the MPI rank's local index modulo the visible devices); compiles (or loads
+		from the cache) the kernels for it, or raises BackendError (UnusableDevice where the device is there but
+		nvcc cannot target it)."""
 		driver, gpuarray = importPycuda()
 
 		try:
@@ -93,6 +95,8 @@ class CudaBackend:
 
 		if count == 0:
 			raise BackendError("the CUDA driver sees no device")
+		if deviceIdx is None:
+			deviceIdx = (Selector.localRank or 0) % count
 		if not 0 <= deviceIdx < count:
 			raise BackendError("Config.deviceIdx is %d but there are %d CUDA devices" % (deviceIdx, count))
 
@@ -112,6 +116,27 @@ class CudaBackend:
 		self.smCount = self.device.get_attribute(driver.device_attribute.MULTIPROCESSOR_COUNT)
 		self.deviceName = "%s (%d SMs)" % (self.device.name(), self.smCount)
 		self._streams = []
+		self.target, module = self.loadKernels()
+		self._modules = {"rmsprop.cu": module}
+
+	def loadKernels(self, source: str = "rmsprop.cu", options: Optional[tuple] = None):
+		"""(the Target built, the loaded module): every kernel of kernels/``source``, compiled for this device (with
+		``options``, by default compileOptions()) or read from the cache."""
+		capability = self.device.compute_capability()
+		where = "CUDA device %d (%s)" % (self.deviceIndex, self.device.name())
+		try:
+			nvcc = findNvcc()
+		except BackendError as e:
+			raise UnusableDevice("%s has compute capability %d.%d, but %s: %s" % (where, capability[0], capability[1], e,
+																			   NVCC_ENV_HINT)) from e
+		target = chooseTarget(capability, nvcc, where)
+		options = compileOptions() if options is None else list(options)
+		image = buildImage((kernelDir() / source).read_text(), options, target, nvcc)
+		try:
+			return target, self.driver.module_from_buffer(image)
+		except self.driver.Error as e:
+			raise UnusableDevice("%s (compute capability %d.%d) cannot load the kernels nvcc %s built as %s %s: %s" % (
+				where, capability[0], capability[1], nvcc.version, target.kind, target.arch, e)) from e
 
 	@onBackendThread
 	def to_gpu(self, ary):
@@ -228,10 +253,14 @@ class CudaBackend:
 		finally:
 			primary.detach()
 
-	@lru_cache(maxsize=None)
-	def module(self, source: str = "rmsprop.cu"):
-		"""kernels/``source`` compiled once (compileKernels)."""
-		return compileKernels(source=source)
+	def module(self, source: str = "rmsprop.cu", options: Optional[tuple] = None):
+		"""The module of kernels/``source``: the optimizer's (rmsprop.cu) loaded when the backend was created, others
+		(the benchmark's references, arithmetic="puzzlelib"'s kernels with their ``options``) at their first use,
+		built the same way (CudaBuild: this device's SASS, or PTX, cached)."""
+		key = source if options is None else (source, tuple(options))
+		if key not in self._modules:
+			self._modules[key] = self.loadKernels(source, options)[1]
+		return self._modules[key]
 
 	@lru_cache(maxsize=None)
 	def kernel(self, name: str, signature: str, source: str = "rmsprop.cu"):
@@ -339,10 +368,13 @@ class CudaBackend:
 			stream.synchronize() if stream is not None else self.driver.Context.synchronize()
 
 
-def deviceIndex() -> int:
-	"""Config.deviceIdx, or where it is None PuzzleLib's (when PuzzleLib is imported), else 0."""
+def deviceIndex() -> Optional[int]:
+	"""Config.deviceIdx; where it is None, in an MPI grid (MPINodeInfo) None: the rank's local index modulo the
+	visible devices; else PuzzleLib's (when PuzzleLib is imported), else 0."""
 	if Config.deviceIdx is not None:
 		return Config.deviceIdx
+	if Selector.localRank is not None:
+		return None
 	puzzlelibConfig = sys.modules.get("PuzzleLib.Config")
 	return int(getattr(puzzlelibConfig, "deviceIdx", 0) or 0)
 

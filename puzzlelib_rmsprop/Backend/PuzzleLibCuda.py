@@ -6,7 +6,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from .kernelSource import kernelDir
 
 SOURCE = "rmsprop_puzzlelib.cu"
 OPTIONS = ["-use_fast_math"]  # PuzzleLib's Cuda/SourceModule.py compiles with NVRTC and this option
@@ -15,10 +14,9 @@ BLOCK = 512                   # PuzzleLib's cudaBlockSize
 
 @lru_cache(maxsize=None)
 def kernels(backend):
-	"""(rmspropKer, rmspropGravesKer), prepared, for ``backend``'s context (built on first use)."""
-	from pycuda.compiler import SourceModule
-
-	module = SourceModule((kernelDir() / SOURCE).read_text(), no_extern_c=True, options=OPTIONS)
+	"""(rmspropKer, rmspropGravesKer), prepared, for ``backend``'s context (built on first use, as the backend builds
+	its own kernels)."""
+	module = backend.module(SOURCE, tuple(OPTIONS))
 	rmsprop, graves = module.get_function("rmspropKer"), module.get_function("rmspropGravesKer")
 	rmsprop.prepare("PPPfffi")
 	graves.prepare("PPPPPffffi")

@@ -1,6 +1,7 @@
 """Chooses the backend once, on first use: Config.backend / PUZZLELIB_RMSPROP_BACKEND, else CUDA if it works."""
 import logging
 import threading
+from typing import Optional
 
 from .. import Config
 from ..Errors import BackendError
@@ -10,6 +11,11 @@ logger = logging.getLogger("puzzlelib_rmsprop")
 
 _lock = threading.Lock()
 _backend = None
+
+#: the MPI rank's index among the ranks of its node, set by MPINodeInfo: picks the rank's CUDA device
+localRank: Optional[int] = None
+#: why automatic selection fell back to the CPU (None: it did not)
+fallbackReason: Optional[str] = None
 
 
 def _create(name):
@@ -33,10 +39,15 @@ def _select():
 		except BackendError as e:
 			raise BackendError("backend %r was requested but cannot be used: %s" % (name, e)) from e
 
+	global fallbackReason
 	try:
 		return _create(Config.Backend.cuda)
 	except BackendError as e:
-		logger.info("CUDA backend unavailable (%s); using the CPU", e)
+		from .CudaBuild import UnusableDevice
+		fallbackReason = str(e)
+		# a GPU the kernels cannot be built for is worth a warning; no pycuda, driver or device is the CPU's normal case
+		log = logger.warning if isinstance(e, UnusableDevice) else logger.info
+		log("CUDA backend unavailable (%s); using the CPU", e)
 		return _create(Config.Backend.cpu)
 
 
@@ -56,6 +67,6 @@ def getBackend() -> BackendInterface:
 
 def resetBackend() -> None:
 	"""Forgets the chosen backend so the next use selects again (for tests that switch Config.backend)."""
-	global _backend
+	global _backend, fallbackReason
 	with _lock:
-		_backend = None
+		_backend, fallbackReason = None, None

@@ -1,7 +1,10 @@
-"""The emulator's nvcc route: after the real nvcc has built a cubin, the same source is compiled by the host
-compiler (through tests/cuda_on_host/cuda_host_shim.h and driver/kernel_host.h) into a shared library named by
-the cubin's hash, which the emulated driver loads in place of the cubin. Used by tests/cuda_emu/bin/nvcc."""
+"""The emulator's nvcc route: after the real nvcc has built a cubin (or PTX), the same source is compiled by the
+host compiler (through tests/cuda_on_host/cuda_host_shim.h and driver/kernel_host.h) into a shared library named by
+the image's hash, which the emulated driver loads in place of the image; beside it, ``<hash>.regs`` records each
+kernel's register count from the cubin's .nv.info (for PTX, from ptxas compiling it for its .target), which the
+driver's cuFuncGetAttribute and occupancy calculator answer from. Used by tests/cuda_emu/bin/nvcc."""
 import os
+import re
 import struct
 import subprocess
 import tempfile
@@ -10,6 +13,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CUDA_INCLUDE = Path(os.environ.get("CUDA_ROOT", "/usr/local/cuda")) / "include"
 SHT_NOBITS = 8
+EIATTR_REGCOUNT = 0x2f
+EIFMT_SVAL = 4
 
 
 def elfLength(image: bytes) -> int:
@@ -28,12 +33,59 @@ def elfLength(image: bytes) -> int:
 	return end
 
 
+def isPtx(image: bytes) -> bool:
+	return image[:4] != b"\x7fELF"
+
+
 def cubinKey(image: bytes) -> str:
-	"""FNV-1a (64 bits) of the cubin's ELF bytes, as hex: driver/module.cpp's imageHash."""
+	"""FNV-1a (64 bits) of the cubin's ELF bytes (PTX: its text), as hex: driver/module.cpp's imageHash."""
 	h = 0xcbf29ce484222325
-	for byte in image[:elfLength(image)]:
+	for byte in (image.split(b"\0")[0] if isPtx(image) else image[:elfLength(image)]):
 		h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
 	return "%016x" % h
+
+
+def sections(image: bytes) -> dict:
+	"""A cubin's sections by name: (type, link, info, bytes)."""
+	shoff, = struct.unpack_from("<Q", image, 0x28)
+	shentsize, shnum, shstrndx = struct.unpack_from("<HHH", image, 0x3a)
+	headers = [struct.unpack_from("<IIQQQQII", image, shoff + i * shentsize) for i in range(shnum)]
+	names = headers[shstrndx][4]
+	name = lambda offset: image[names + offset:image.index(b"\0", names + offset)].decode()
+	return {name(h[0]): (h[1], h[6], h[7], image[h[4]:h[4] + h[5]]) for h in headers}
+
+
+def registerCounts(image: bytes) -> dict:
+	"""{kernel: registers} from a cubin's EIATTR_REGCOUNT attributes (.nv.info: symbol index, count), as ptxas -v
+	reports them."""
+	found = sections(image)
+	symtab, strtab = found[".symtab"][3], found[".strtab"][3]
+	symbolName = lambda index: strtab[struct.unpack_from("<I", symtab, index * 24)[0]:].split(b"\0")[0].decode()
+	info, counts, i = found[".nv.info"][3], {}, 0
+	while i + 2 <= len(info):
+		form, attribute = info[i], info[i + 1]
+		if form == EIFMT_SVAL:
+			size, = struct.unpack_from("<H", info, i + 2)
+			if attribute == EIATTR_REGCOUNT:
+				symbol, count = struct.unpack_from("<II", info, i + 4)
+				counts[symbolName(symbol)] = count
+			i += 4 + size
+		else:  # EIFMT_NVAL (no value) or EIFMT_HVAL (a 16-bit one)
+			i += 4 if form == 3 else 2
+	return counts
+
+
+def ptxCubin(ptx: Path, work: Path) -> Path:
+	"""The PTX compiled by ptxas for its own .target (what the driver's JIT would do, for the register counts)."""
+	target = re.search(r"^\s*\.target\s+(sm_\w+)", ptx.read_text(), re.M)
+	if target is None:
+		raise ValueError("%s has no .target directive" % ptx)
+	ptxas = Path(os.environ.get("CUDA_EMU_REAL_NVCC", "nvcc")).with_name("ptxas")
+	cubin = work / "jit.cubin"
+	result = subprocess.run([str(ptxas), "-arch", target.group(1), "-o", str(cubin), str(ptx)], capture_output=True, text=True)
+	if result.returncode != 0:
+		raise RuntimeError("ptxas on %s failed:\n%s" % (ptx, result.stderr[-4000:]))
+	return cubin
 
 
 def kernelNames(cubin: Path) -> list:
@@ -54,14 +106,20 @@ def launcherSource(source: Path, kernels: list) -> str:
 	) % (source.resolve(), table, len(kernels))
 
 
-def buildHost(source: Path, cubin: Path, includeDirs: list, defines: list, hosts: Path) -> Path:
-	"""Compiles ``source`` for the host into ``hosts/<cubin key>.so`` unless it is there already."""
-	target = hosts / (cubinKey(cubin.read_bytes()) + ".so")
+def buildHost(source: Path, image: Path, includeDirs: list, defines: list, hosts: Path) -> Path:
+	"""Compiles ``source`` for the host into ``hosts/<image key>.so`` (and its register counts into ``.regs``)
+	unless it is there already. ``image``: the cubin or PTX nvcc made of it."""
+	key = cubinKey(image.read_bytes())
+	target = hosts / (key + ".so")
 	if target.is_file():
 		return target
 
 	hosts.mkdir(parents=True, exist_ok=True)
 	with tempfile.TemporaryDirectory(prefix="hostbuild-", dir=hosts) as work:
+		cubin = ptxCubin(image, Path(work)) if isPtx(image.read_bytes()) else image
+		registers = Path(work) / "kernels.regs"
+		registers.write_text("".join("%s %d\n" % item for item in sorted(registerCounts(cubin.read_bytes()).items())))
+		os.replace(registers, hosts / (key + ".regs"))
 		launcher = Path(work) / "launcher.cpp"
 		launcher.write_text(launcherSource(source, kernelNames(cubin)))
 		library = Path(work) / "kernels.so"

@@ -339,3 +339,175 @@ def test_devices_are_separate(cuda):
 	foreign.free()
 	cuda.Context.pop()
 	other.detach()
+
+
+def inFreshDriver(code, **env):
+	"""Runs ``code`` in a new process on the emulated driver (its settings are read at cuInit) with ``env`` added;
+	returns what it printed as JSON."""
+	import json
+	import os
+	import subprocess
+	import sys
+	result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env), capture_output=True, text=True, timeout=600)
+	assert result.returncode == 0, result.stderr[-3000:]
+	return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+VISIBLE = """
+import json, pycuda.driver as cuda
+cuda.init()
+print(json.dumps([cuda.Device(i).pci_bus_id() for i in range(cuda.Device.count())]))
+"""
+
+
+@pytest.mark.parametrize("visible, physical", [
+	("2,0", [2, 0]),          # a subset, in the order given, renumbered from 0
+	("3", [3]),
+	("1,7,2", [1]),           # the list ends at the first device that does not exist
+	("1,x,2", [1]),           # ... or at an entry that is no ordinal
+	("2,2,0", [2]),           # ... or at a repeat
+	("-1", []),
+	("", []),                 # set but empty: no device
+])
+def test_cuda_visible_devices_as_the_driver_reads_it(visible, physical):
+	busIds = inFreshDriver(VISIBLE, CUDA_EMU_DEVICES="4", CUDA_VISIBLE_DEVICES=visible)
+	assert busIds == ["0000:%02x:00.0" % (p + 1) for p in physical]
+
+
+def test_without_cuda_visible_devices_every_device_is_visible():
+	env = {"CUDA_EMU_DEVICES": "3"}
+	import os
+	if "CUDA_VISIBLE_DEVICES" in os.environ:
+		pytest.skip("CUDA_VISIBLE_DEVICES is set for this run")
+	assert inFreshDriver(VISIBLE, **env) == ["0000:%02x:00.0" % (p + 1) for p in range(3)]
+
+
+#: the CUDA C++ Programming Guide, "Technical Specifications per Compute Capability": resident threads, resident
+#: blocks, 32-bit registers, shared memory (bytes) per SM, shared memory per block (opt-in)
+SPECIFICATIONS = {(7, 0): (2048, 32, 65536, 96 * 1024, 96 * 1024), (7, 5): (1024, 16, 65536, 64 * 1024, 64 * 1024),
+				  (8, 0): (2048, 32, 65536, 164 * 1024, 163 * 1024), (8, 6): (1536, 16, 65536, 100 * 1024, 99 * 1024),
+				  (8, 9): (1536, 24, 65536, 100 * 1024, 99 * 1024), (9, 0): (2048, 32, 65536, 228 * 1024, 227 * 1024),
+				  (12, 0): (1536, 32, 65536, 100 * 1024, 99 * 1024)}
+
+ATTRIBUTES = """
+import json, pycuda.driver as cuda
+cuda.init()
+d, a = cuda.Device(0), cuda.device_attribute
+print(json.dumps([d.compute_capability(), d.name(), [d.get_attribute(x) for x in (a.MAX_THREADS_PER_MULTIPROCESSOR,
+	a.MAX_BLOCKS_PER_MULTIPROCESSOR, a.MAX_REGISTERS_PER_MULTIPROCESSOR, a.MAX_SHARED_MEMORY_PER_MULTIPROCESSOR,
+	a.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)]]))
+"""
+
+
+@pytest.mark.parametrize("capability", sorted(SPECIFICATIONS))
+def test_compute_capability_sets_the_architectures_limits(capability):
+	cc, name, limits = inFreshDriver(ATTRIBUTES, CUDA_EMU_COMPUTE_CAPABILITY="%d.%d" % capability)
+	assert tuple(cc) == capability and "sm_%d%d" % capability in name
+	assert tuple(limits) == SPECIFICATIONS[capability]
+
+
+#: a kernel whose register count depends on the architecture; ptxas reports it independently of the emulator
+OCCUPANCY_KERNEL = r"""
+extern "C" __global__ void manyRegisters(float *out, const float *in, int n)
+{
+	float acc[24];
+	for (int k = 0; k < 24; k++)
+		acc[k] = in[(threadIdx.x + k * 97) % n];
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < 24; k++)
+			acc[k] = acc[k] * in[(i + k) % n] + acc[(k + 1) % 24];
+	float s = 0;
+	for (int k = 0; k < 24; k++)
+		s += acc[k] * (k + 1);
+	out[threadIdx.x] = s;
+}
+"""
+
+OCCUPANCY = """
+import ctypes, json, sys, pycuda.driver as cuda
+from pycuda import compiler
+cuda.init()
+context = cuda.Device(0).retain_primary_context()
+context.push()
+major, minor = cuda.Device(0).compute_capability()
+cubin = compiler.compile(sys.argv[1] if len(sys.argv) > 1 else open(%r).read(), arch="sm_%%d%%d" %% (major, minor), cache_dir=False,
+						 no_extern_c=True)
+lib = ctypes.CDLL("libcuda.so.1")
+module, function = ctypes.c_void_p(), ctypes.c_void_p()
+assert lib.cuModuleLoadData(ctypes.byref(module), ctypes.c_char_p(cubin)) == 0
+assert lib.cuModuleGetFunction(ctypes.byref(function), module, b"manyRegisters") == 0
+regs = ctypes.c_int()
+assert lib.cuFuncGetAttribute(ctypes.byref(regs), 4, function) == 0  # CU_FUNC_ATTRIBUTE_NUM_REGS
+answers = {}
+for block in (32, 64, 96, 128, 256, 512, 768, 1024):
+	blocks, withFlags = ctypes.c_int(), ctypes.c_int()
+	assert lib.cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(blocks), function, block, ctypes.c_size_t(0)) == 0
+	assert lib.cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(ctypes.byref(withFlags), function, block, ctypes.c_size_t(0), 0) == 0
+	assert blocks.value == withFlags.value
+	answers[block] = blocks.value
+context.pop()
+print(json.dumps([regs.value, answers]))
+"""
+
+
+def ptxasRegisters(source, arch, tmp_path):
+	"""The register count ptxas -v reports for the kernel (the real nvcc, not the emulator's route)."""
+	import os
+	import re
+	import subprocess
+	path = tmp_path / "k.cu"
+	path.write_text(source)
+	result = subprocess.run([os.environ["CUDA_EMU_REAL_NVCC"], "--cubin", "-arch", arch, "--resource-usage", "-o",
+							 str(tmp_path / "k.cubin"), str(path)], capture_output=True, text=True, check=True)
+	return int(re.search(r"Used (\d+) registers", result.stdout + result.stderr).group(1))
+
+
+def calculatorBlocks(capability, registers, block):
+	"""NVIDIA's occupancy calculator: warps in units of 4, registers per warp in units of 256, the per-SM limits."""
+	threads, blocks, registerFile, _, _ = SPECIFICATIONS[capability]
+	warps = -(-block // 32)
+	perWarp = -(-registers * 32 // 256) * 256
+	byRegisters = (registerFile // perWarp) // 4 * 4 // warps
+	return min(blocks, threads // 32 // warps, byRegisters)
+
+
+@pytest.mark.parametrize("capability", [(7, 5), (8, 6), (9, 0)])
+def test_occupancy_follows_the_kernels_registers_and_the_architecture(capability, tmp_path):
+	source = tmp_path / "kernel.cu"
+	source.write_text(OCCUPANCY_KERNEL)
+	registers, answers = inFreshDriver(OCCUPANCY % str(source), CUDA_EMU_COMPUTE_CAPABILITY="%d.%d" % capability)
+	assert registers == ptxasRegisters(OCCUPANCY_KERNEL, "sm_%d%d" % capability, tmp_path) and registers > 32
+	expected = {str(block): calculatorBlocks(capability, registers, block) for block in map(int, answers)}
+	assert answers == expected
+	assert len(set(answers.values())) > 2, "the limits that bind differ across block sizes"
+
+
+PTX = """
+import json, numpy as np, pycuda.driver as cuda
+from pycuda import compiler
+cuda.init()
+context = cuda.Device(0).retain_primary_context()
+context.push()
+source = 'extern "C" __global__ void twice(float *a) { a[threadIdx.x] *= 2.0f; }'
+outcome = {}
+for kind, arch in (("ptx", "compute_80"), ("ptx", "compute_90"), ("ptx", "compute_120"), ("cubin", "sm_90"), ("cubin", "sm_80")):
+	image = compiler.compile(source, arch=arch, target=kind, cache_dir=False, no_extern_c=True)
+	try:
+		function = cuda.module_from_buffer(image).get_function("twice")
+	except cuda.Error as e:
+		outcome[arch] = str(e)
+		continue
+	a = np.arange(32, dtype=np.float32)
+	function(cuda.InOut(a), block=(32, 1, 1), grid=(1, 1))
+	outcome[arch] = a.tolist()
+context.pop()
+print(json.dumps(outcome))
+"""
+
+
+def test_ptx_loads_on_devices_at_least_as_new_as_its_target_and_cubins_on_their_own_architecture():
+	outcome = inFreshDriver(PTX, CUDA_EMU_COMPUTE_CAPABILITY="9.0")
+	doubled = [2.0 * i for i in range(32)]
+	assert outcome["compute_80"] == doubled and outcome["compute_90"] == doubled and outcome["sm_90"] == doubled
+	assert "targets sm_120, newer than the device" in outcome["compute_120"]
+	assert "the cubin is sm_80, the device is compute capability 9.0" in outcome["sm_80"]

@@ -8,8 +8,8 @@
 # with PUZZLELIB_RMSPROP_BACKEND=cuda, then the benchmark in GPU mode (float32 and float16, N = 1e6, 1e7, 1e8, the
 # ResNet-50 list, host overhead for 1, 161 and 1,000 tensors; peers: the same-traffic limit kernel, torch's
 # RMSprop and PuzzleLib's own CUDA rmspropKer), then tries to build PuzzleLib's own CUDA backend from its sdist and
-# to run the PuzzleLib parity tests on it. Writes device.txt, pytest.log, bench.txt, results.json, bandwidth.png and
-# puzzlelib-cuda.txt to OUT, and puzzlelib-arithmetic.txt (arithmetic="puzzlelib" against PuzzleLib's own kernels).
+# to run the PuzzleLib parity tests on it. Writes device.txt, pytest.log, selection.log, bench.txt, results.json,
+# bandwidth.png and puzzlelib-cuda.txt to OUT, and puzzlelib-arithmetic.txt (arithmetic="puzzlelib" against PuzzleLib's own kernels).
 #
 # CUDA_EMU=1 rehearses all of it on a machine without a GPU: pycuda is built the same way against the stub
 # libcuda, everything runs on the emulated driver (tests/cuda_emu/run), the benchmark in its quick mode, and every
@@ -85,6 +85,15 @@ ARITH=$?
 "$PY" -m pytest -p no:cacheprovider -rs -q tests/test_arithmetic_puzzlelib.py >>"$OUT/puzzlelib-arithmetic.txt" 2>&1
 ARITH=$((ARITH || $?))
 say "arithmetic=puzzlelib: $(grep -c 'bit-identical' "$OUT/puzzlelib-arithmetic.txt") of 4 CUDA runs bit-identical; CPU: $(tail -1 "$OUT/puzzlelib-arithmetic.txt") (exit $ARITH)"
+
+# 2c. compiling at selection for this GPU (the other compute capabilities are the emulator's and skip here), and
+#     two MPI ranks sharing the device (local rank modulo the visible devices)
+say "pytest: device selection and one device per rank"
+run env PUZZLELIB_RMSPROP_BACKEND=cuda "$PY" -m pytest -p no:cacheprovider -rs -q tests/Backend/test_CudaSelection.py \
+	tests/test_Grid_devices.py >"$OUT/selection.log" 2>&1
+SELECTION=$?
+say "device selection: $(tail -1 "$OUT/selection.log") (exit $SELECTION)"
+[ $SELECTION = 0 ] || PYTEST=1
 
 # 3. the benchmark in GPU mode
 BENCH=()

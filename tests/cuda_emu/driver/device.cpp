@@ -1,5 +1,7 @@
-/* Devices and contexts: a plausible sm_90 device (its name says it is emulated), as many of them as
- * CUDA_EMU_DEVICES says, reference-counted primary contexts and a per-thread context stack. */
+/* Devices and contexts: plausible devices (their names say they are emulated), as many of them as CUDA_EMU_DEVICES
+ * says, of the compute capability CUDA_EMU_COMPUTE_CAPABILITY gives (9.0 by default) with that architecture's per-SM
+ * limits, those CUDA_VISIBLE_DEVICES lists visible (renumbered from 0, as the driver does), reference-counted
+ * primary contexts and a per-thread context stack. */
 #include <cstdio>
 #include <cstring>
 
@@ -45,8 +47,12 @@ static int attribute(CUdevice_attribute a)
 	switch (a)
 	{
 	case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: return settings.multiprocessors;
-	case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: return 9;
-	case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: return 0;
+	case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: return settings.ccMajor;
+	case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: return settings.ccMinor;
+	case CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR: return architecture().blocksPerSM;
+	case CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_MULTIPROCESSOR: return architecture().registersPerSM;
+	case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: return architecture().sharedPerBlockOptin;
+	case CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK: return settings.ccMajor >= 8 ? 1024 : 0;
 	case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: return 1024;
 	case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X: case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y: return 1024;
 	case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z: return 64;
@@ -54,10 +60,10 @@ static int attribute(CUdevice_attribute a)
 	case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y: case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z: return 65535;
 	case CU_DEVICE_ATTRIBUTE_WARP_SIZE: return 32;
 	case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK: return 49152;
-	case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR: return 233472;
+	case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR: return architecture().sharedPerSM;
 	case CU_DEVICE_ATTRIBUTE_TOTAL_CONSTANT_MEMORY: return 65536;
 	case CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK: return 65536;
-	case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR: return 2048;
+	case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR: return architecture().threadsPerSM;
 	case CU_DEVICE_ATTRIBUTE_CLOCK_RATE: return 1980000;
 	case CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE: return 2619000;
 	case CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH: return 5120;
@@ -109,7 +115,8 @@ CUresult cuDeviceGet(CUdevice *device, int ordinal)
 CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
 {
 	REQUIRE_DEVICE("cuDeviceGetName", dev);
-	std::snprintf(name, len, "Emulated CUDA device %d (sm_90, runs on the host CPU)", (int)dev);
+	std::snprintf(name, len, "Emulated CUDA device %d (sm_%d%d, runs on the host CPU)", settings.visible[dev],
+				  settings.ccMajor, settings.ccMinor);
 	return CUDA_SUCCESS;
 }
 
@@ -117,7 +124,7 @@ CUresult cuDeviceGetAttribute(int *value, CUdevice_attribute attrib, CUdevice de
 {
 	REQUIRE_DEVICE("cuDeviceGetAttribute", dev);
 	if (attrib == CU_DEVICE_ATTRIBUTE_PCI_BUS_ID)
-		*value = dev + 1;
+		*value = settings.visible[dev] + 1;
 	else if ((int)attrib <= 0 || attrib >= CU_DEVICE_ATTRIBUTE_MAX)
 		return fail(CUDA_ERROR_INVALID_VALUE, "cuDeviceGetAttribute: no attribute %d", (int)attrib);
 	else
@@ -128,7 +135,7 @@ CUresult cuDeviceGetAttribute(int *value, CUdevice_attribute attrib, CUdevice de
 CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
 {
 	REQUIRE_DEVICE("cuDeviceComputeCapability", dev);
-	*major = 9, *minor = 0;
+	*major = settings.ccMajor, *minor = settings.ccMinor;
 	return CUDA_SUCCESS;
 }
 
@@ -142,7 +149,7 @@ CUresult cuDeviceTotalMem(size_t *bytes, CUdevice dev)
 CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
 {
 	REQUIRE_DEVICE("cuDeviceGetPCIBusId", dev);
-	std::snprintf(pciBusId, len, "0000:%02x:00.0", (int)dev + 1);
+	std::snprintf(pciBusId, len, "0000:%02x:00.0", settings.visible[dev] + 1);
 	return CUDA_SUCCESS;
 }
 
@@ -150,10 +157,14 @@ CUresult cuDeviceGetByPCIBusId(CUdevice *dev, const char *pciBusId)
 {
 	REQUIRE_INIT("cuDeviceGetByPCIBusId");
 	unsigned domain = 0, bus = 0;
-	if (std::sscanf(pciBusId, "%x:%x", &domain, &bus) != 2 || bus < 1 || (int)bus > settings.devices)
-		return fail(CUDA_ERROR_INVALID_VALUE, "cuDeviceGetByPCIBusId: no device at %s", pciBusId);
-	*dev = (CUdevice)bus - 1;
-	return CUDA_SUCCESS;
+	if (std::sscanf(pciBusId, "%x:%x", &domain, &bus) == 2)
+		for (int i = 0; i < settings.devices; i++)
+			if (settings.visible[i] + 1 == (int)bus)
+			{
+				*dev = (CUdevice)i;
+				return CUDA_SUCCESS;
+			}
+	return fail(CUDA_ERROR_INVALID_VALUE, "cuDeviceGetByPCIBusId: no visible device at %s", pciBusId);
 }
 
 CUresult cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevice peerDev)

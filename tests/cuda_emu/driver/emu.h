@@ -23,7 +23,9 @@ extern std::recursive_mutex lock;
 /* Settings, from the environment at cuInit (CUDA_EMU_*) and from the cudaEmu* calls of the tests. */
 struct Settings
 {
-	int devices = 1, multiprocessors = 132;
+	int devices = 1, multiprocessors = 132;   /* devices: how many are visible (CUDA_VISIBLE_DEVICES) */
+	std::vector<int> visible;                 /* the emulated (physical) device of each visible ordinal */
+	int ccMajor = 9, ccMinor = 0;             /* CUDA_EMU_COMPUTE_CAPABILITY */
 	bool deferred = false;
 	int blockOrder = 0;        /* 0 forward, 1 reverse, 2 shuffled */
 	unsigned long long seed = 1;
@@ -31,6 +33,15 @@ struct Settings
 };
 extern Settings settings;
 void readSettings();
+
+/* The per-SM limits of an architecture (the CUDA C++ Programming Guide's "Technical Specifications per Compute
+ * Capability"); a capability the table lacks gets the nearest lower one's. */
+struct Architecture
+{
+	int major, minor;
+	int threadsPerSM, blocksPerSM, registersPerSM, sharedPerSM, sharedPerBlockOptin;
+};
+const Architecture &architecture();
 
 /* Records a failure's detail for cuGetErrorString and returns its code. */
 CUresult fail(CUresult code, const char *format, ...) __attribute__((format(printf, 2, 3)));

@@ -4,6 +4,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 
 #include "emu.h"
 
@@ -37,9 +38,47 @@ static int envInt(const char *name, int fallback)
 	return value && *value ? std::atoi(value) : fallback;
 }
 
+/* CUDA_VISIBLE_DEVICES as the driver reads it: ordinals of the emulated devices, in the order given and
+ * renumbered from 0; the list ends at the first entry that is not one (not a number, out of range, or a
+ * repeat), so only the devices before it are visible; set but empty, no device is. */
+static std::vector<int> visibleDevices(int physical)
+{
+	std::vector<int> visible;
+	const char *list = std::getenv("CUDA_VISIBLE_DEVICES");
+	if (list == nullptr)
+	{
+		for (int i = 0; i < physical; i++)
+			visible.push_back(i);
+		return visible;
+	}
+	std::string text(list);
+	size_t start = 0;
+	while (start <= text.size() && !text.empty())
+	{
+		size_t end = text.find(',', start);
+		std::string entry = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+		size_t a = entry.find_first_not_of(" \t"), b = entry.find_last_not_of(" \t");
+		entry = a == std::string::npos ? "" : entry.substr(a, b - a + 1);
+		char *rest = nullptr;
+		long ordinal = entry.empty() ? -1 : std::strtol(entry.c_str(), &rest, 10);
+		bool repeated = std::find(visible.begin(), visible.end(), (int)ordinal) != visible.end();
+		if (entry.empty() || *rest != '\0' || ordinal < 0 || ordinal >= physical || repeated)
+			break;
+		visible.push_back((int)ordinal);
+		if (end == std::string::npos)
+			break;
+		start = end + 1;
+	}
+	return visible;
+}
+
 void readSettings()
 {
-	settings.devices = envInt("CUDA_EMU_DEVICES", 1);
+	settings.visible = visibleDevices(envInt("CUDA_EMU_DEVICES", 1));
+	settings.devices = (int)settings.visible.size();
+	const char *cc = std::getenv("CUDA_EMU_COMPUTE_CAPABILITY");
+	if (cc == nullptr || std::sscanf(cc, "%d.%d", &settings.ccMajor, &settings.ccMinor) != 2)
+		settings.ccMajor = 9, settings.ccMinor = 0;
 	settings.multiprocessors = envInt("CUDA_EMU_MULTIPROCESSORS", 132);
 	settings.deferred = envInt("CUDA_EMU_DEFERRED", 0) != 0;
 	settings.seed = (unsigned long long)envInt("CUDA_EMU_SEED", 1);
@@ -49,6 +88,33 @@ void readSettings()
 
 	const char *cache = std::getenv("CUDA_EMU_CACHE");
 	settings.cacheDir = cache ? cache : "";
+}
+
+const Architecture &architecture()
+{
+	static const Architecture table[] = {
+		/* cc     threads blocks registers shared/SM  shared/block (opt-in) */
+		{6, 0,  2048, 32, 65536,  65536,  49152},
+		{6, 1,  2048, 32, 65536,  98304,  49152},
+		{6, 2,  2048, 32, 65536,  65536,  49152},
+		{7, 0,  2048, 32, 65536,  98304,  98304},
+		{7, 2,  2048, 32, 65536,  98304,  98304},
+		{7, 5,  1024, 16, 65536,  65536,  65536},
+		{8, 0,  2048, 32, 65536, 167936, 166912},
+		{8, 6,  1536, 16, 65536, 102400, 101376},
+		{8, 7,  1536, 16, 65536, 167936, 166912},
+		{8, 9,  1536, 24, 65536, 102400, 101376},
+		{9, 0,  2048, 32, 65536, 233472, 232448},
+		{10, 0, 2048, 32, 65536, 233472, 232448},
+		{10, 3, 2048, 32, 65536, 233472, 232448},
+		{12, 0, 1536, 32, 65536, 102400, 101376},
+		{12, 1, 1536, 32, 65536, 102400, 101376},
+	};
+	const Architecture *best = &table[0];
+	for (const Architecture &a : table)
+		if (a.major * 10 + a.minor <= settings.ccMajor * 10 + settings.ccMinor)
+			best = &a;
+	return *best;
 }
 
 }

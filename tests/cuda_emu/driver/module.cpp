@@ -1,5 +1,8 @@
-/* Modules and launches. A loaded cubin is found, by the hash of its bytes, among the host builds that
- * tests/cuda_emu/nvcc made when it compiled the same source; its kernels run there, every block and thread of
+/* Modules and launches. A loaded cubin (or PTX text) is found, by the hash of its bytes, among the host builds that
+ * tests/cuda_emu/nvcc made when it compiled the same source; as on a GPU, a cubin loads only on a device of its
+ * architecture (same major, no older minor) and PTX only on a device at least as new as its .target. The kernels'
+ * register counts (read from the cubin's .nv.info when nvcc built it, kept beside the host build) answer
+ * cuFuncGetAttribute and the occupancy calculator; its kernels run there, every block and thread of
  * the grid, with the arguments unpacked by each kernel's real C++ signature. Each launch is recorded (grid, block,
  * packet and scalar iterations) for the tests. A fault inside a kernel (touching freed or unallocated memory, a
  * misaligned 128-bit access) fails the launch instead of killing the process. */
@@ -28,6 +31,8 @@ struct Function;
 struct Module
 {
 	std::string path;
+	int binaryVersion = 0;                 /* the architecture the kernels run as, e.g. 90 */
+	std::map<std::string, int> registers;  /* per kernel, from nvcc's record */
 	const EmuKernel *kernels = nullptr;
 	int count = 0;
 	std::map<std::string, Function *> functions;
@@ -172,6 +177,33 @@ static CUresult checkPointers(const EmuKernel *k, const std::vector<unsigned cha
 	return CUDA_SUCCESS;
 }
 
+/* The architecture a cubin was built for, e.g. 90 (ELF ABI 8, CUDA 12.8 and later, keeps it in bits 8-15 of
+ * e_flags; older ones in bits 0-7). */
+static int cubinArchitecture(const unsigned char *image)
+{
+	auto *header = reinterpret_cast<const Elf64_Ehdr *>(image);
+	return header->e_ident[EI_ABIVERSION] >= 8 ? (header->e_flags >> 8) & 0xff : header->e_flags & 0xff;
+}
+
+/* The sm_XY of a PTX text's .target directive, or 0. */
+static int ptxTarget(const char *text)
+{
+	const char *target = std::strstr(text, ".target");
+	int arch = 0;
+	if (target == nullptr || std::sscanf(target, ".target sm_%d", &arch) != 1)
+		return 0;
+	return arch;
+}
+
+static void readRegisters(Module *module, const std::string &path)
+{
+	std::ifstream file(path);
+	std::string name;
+	int count;
+	while (file >> name >> count)
+		module->registers[name] = count;
+}
+
 static CUresult loadImage(CUmodule *out, const void *image)
 {
 	Context *ctx;
@@ -179,13 +211,34 @@ static CUresult loadImage(CUmodule *out, const void *image)
 		return e;
 
 	auto *bytes = static_cast<const unsigned char *>(image);
+	int device = settings.ccMajor * 10 + settings.ccMinor, binaryVersion = device;
 	size_t length = elfLength(bytes);
-	if (length == 0)
-		return fail(CUDA_ERROR_INVALID_IMAGE, "cuModuleLoadData: not a cubin (the emulator loads ELF cubins only, not PTX or fatbins)");
+	if (length != 0)
+	{
+		int arch = cubinArchitecture(bytes);
+		if (arch / 10 != settings.ccMajor || arch % 10 > settings.ccMinor)
+			return fail(CUDA_ERROR_NO_BINARY_FOR_GPU, "cuModuleLoadData: the cubin is sm_%d, the device is compute capability "
+						"%d.%d (a cubin runs only on its major version, same or newer minor)", arch, settings.ccMajor, settings.ccMinor);
+		binaryVersion = arch;
+	}
+	else if (std::strncmp(reinterpret_cast<const char *>(bytes), "//", 2) == 0 || ptxTarget(reinterpret_cast<const char *>(bytes)))
+	{
+		const char *text = reinterpret_cast<const char *>(bytes);
+		int target = ptxTarget(text);
+		if (target == 0)
+			return fail(CUDA_ERROR_INVALID_PTX, "cuModuleLoadData: PTX without a .target sm_XY directive");
+		if (target > device)
+			return fail(CUDA_ERROR_INVALID_PTX, "cuModuleLoadData: the PTX targets sm_%d, newer than the device (compute "
+						"capability %d.%d): the JIT cannot compile it", target, settings.ccMajor, settings.ccMinor);
+		length = std::strlen(text);
+	}
+	else
+		return fail(CUDA_ERROR_INVALID_IMAGE, "cuModuleLoadData: neither a cubin nor PTX (the emulator loads ELF cubins and PTX "
+					"text, not fatbins)");
 	if (settings.cacheDir.empty())
 		return fail(CUDA_ERROR_INVALID_IMAGE, "cuModuleLoadData: CUDA_EMU_CACHE is not set (run through tests/cuda_emu/run)");
 
-	std::string path = settings.cacheDir + "/hosts/" + imageHash(bytes, length) + ".so";
+	std::string stem = settings.cacheDir + "/hosts/" + imageHash(bytes, length), path = stem + ".so";
 	void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
 	if (handle == nullptr)
 		return fail(CUDA_ERROR_INVALID_IMAGE, "cuModuleLoadData: no host build of this cubin (%s): it was not compiled through "
@@ -195,6 +248,8 @@ static CUresult loadImage(CUmodule *out, const void *image)
 	int abi = 0;
 	auto *module = new Module();
 	module->path = path;
+	module->binaryVersion = binaryVersion;
+	readRegisters(module, stem + ".regs");
 	module->kernels = table ? table(&module->count, &abi) : nullptr;
 	if (module->kernels == nullptr || abi != EMU_ABI_VERSION)
 	{
@@ -270,16 +325,70 @@ CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char *name)
 	return CUDA_SUCCESS;
 }
 
-CUresult cuFuncGetAttribute(int *value, CUfunction_attribute attrib, CUfunction)
+/* The kernel's register count as nvcc recorded it, or a failure naming the kernel. */
+static CUresult registersOf(Function *function, int *registers, const char *caller)
 {
+	auto found = function->module->registers.find(function->kernel->name);
+	if (found == function->module->registers.end())
+		return fail(CUDA_ERROR_NOT_FOUND, "%s: no register count recorded for kernel %s (%s.regs is missing: built by an "
+					"older tests/cuda_emu/nvcc?)", caller, function->kernel->name, function->module->path.c_str());
+	*registers = found->second;
+	return CUDA_SUCCESS;
+}
+
+/* Blocks of ``blockSize`` threads that fit on one SM at once, limited as the CUDA occupancy calculator limits them:
+ * by the architecture's resident blocks, by its warps, by registers (allocated per warp in units of 256, warps in
+ * groups of 4), and by shared memory (the driver reserves 1 KiB per block from compute capability 8.0). */
+static int occupancy(int registers, int blockSize, size_t sharedBytes)
+{
+	const Architecture &arch = architecture();
+	int warps = (blockSize + 31) / 32;
+	int byBlocks = arch.blocksPerSM, byWarps = arch.threadsPerSM / 32 / warps;
+	int registersPerWarp = (registers * 32 + 255) / 256 * 256;
+	int byRegisters = registersPerWarp == 0 ? byBlocks : arch.registersPerSM / registersPerWarp / 4 * 4 / warps;
+	if ((long long)registersPerWarp * warps > 65536)
+		byRegisters = 0;
+	size_t perBlock = sharedBytes + (settings.ccMajor >= 8 ? 1024 : 0);
+	int byShared = perBlock == 0 ? byBlocks : (int)(arch.sharedPerSM / ((perBlock + 127) / 128 * 128));
+	if (sharedBytes > (size_t)arch.sharedPerBlockOptin)
+		byShared = 0;
+	return std::min(std::min(byBlocks, byWarps), std::min(byRegisters, byShared));
+}
+
+CUresult cuFuncGetAttribute(int *value, CUfunction_attribute attrib, CUfunction hfunc)
+{
+	auto *function = reinterpret_cast<Function *>(hfunc);
 	switch (attrib)
 	{
 	case CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *value = 1024; break;
-	case CU_FUNC_ATTRIBUTE_NUM_REGS: *value = 32; break;
-	case CU_FUNC_ATTRIBUTE_PTX_VERSION: case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *value = 90; break;
+	case CU_FUNC_ATTRIBUTE_NUM_REGS: return registersOf(function, value, "cuFuncGetAttribute");
+	case CU_FUNC_ATTRIBUTE_PTX_VERSION: case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *value = function->module->binaryVersion; break;
 	default: *value = 0;
 	}
 	return CUDA_SUCCESS;
+}
+
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *numBlocks, CUfunction hfunc, int blockSize,
+															  size_t dynamicSMemSize, unsigned int flags)
+{
+	EMU_LOCKED;
+	const char *caller = "cuOccupancyMaxActiveBlocksPerMultiprocessor";
+	if (hfunc == nullptr || numBlocks == nullptr)
+		return fail(CUDA_ERROR_INVALID_VALUE, "%s: null function or result pointer", caller);
+	if (blockSize <= 0 || blockSize > 1024)
+		return fail(CUDA_ERROR_INVALID_VALUE, "%s: block size %d is not 1 to 1024", caller, blockSize);
+	if (flags != CU_OCCUPANCY_DEFAULT && flags != CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE)
+		return fail(CUDA_ERROR_INVALID_VALUE, "%s: unknown flags 0x%x", caller, flags);
+	int registers;
+	if (CUresult e = registersOf(reinterpret_cast<Function *>(hfunc), &registers, caller))
+		return e;
+	*numBlocks = occupancy(registers, blockSize, dynamicSMemSize);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *numBlocks, CUfunction hfunc, int blockSize, size_t dynamicSMemSize)
+{
+	return cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, hfunc, blockSize, dynamicSMemSize, CU_OCCUPANCY_DEFAULT);
 }
 
 CUresult cuFuncSetAttribute(CUfunction, CUfunction_attribute, int) { return CUDA_SUCCESS; }
