@@ -37,12 +37,12 @@ def test_kernels_compile_through_pycuda(stubEnv):
 		"out = {}\n"
 		"for arch in ('sm_80', 'sm_90'):\n"
 		"    cubin = CudaBackend.compileKernels(arch=arch)\n"
-		"    out[arch] = [name for name in ('rmspropFloat32', 'rmspropFloat16', 'rmspropBfloat16', 'weightDecayFloat32')\n"
+		"    out[arch] = [name for name in ('rmspropFloat32', 'rmspropFloat16', 'rmspropBfloat16', 'decayGradFloat32')\n"
 		"                 if name.encode() in cubin]\n"
 		"print(json.dumps(out))\n"
 	)
 	found, _ = runPython(code, stubEnv)
-	assert found == {arch: ["rmspropFloat32", "rmspropFloat16", "rmspropBfloat16", "weightDecayFloat32"]
+	assert found == {arch: ["rmspropFloat32", "rmspropFloat16", "rmspropBfloat16", "decayGradFloat32"]
 					 for arch in ("sm_80", "sm_90")}
 
 
