@@ -36,6 +36,8 @@ EXPECTED_SKIPS = {
 	"nets only on our CPU backend; test_reference_modules_on_our_backend_match_puzzlelib compares across backends",
 	r"pycuda is installed here; this checks the message where it is not": "the emulated runs need pycuda; the CPU "
 	"runs check the message",
+	r"PuzzleLib's CPU kernels are compared on our CPU backend": "arithmetic='puzzlelib' is compared with PuzzleLib's CPU "
+	"kernels on our CPU backend; on CUDA with PuzzleLib's own CUDA kernels by tests/gpu/device_check.sh",
 }
 
 #: lines of the CUDA backend that only a real GPU reaches, with the reason (none today)
