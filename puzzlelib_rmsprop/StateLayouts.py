@@ -42,6 +42,8 @@ def watchedClass(cls: type) -> type:
 	"""A subclass of ``cls`` (the module's own Variable class: isinstance checks and methods keep working) whose
 	instances tell their ``_multiplierWatch`` when a multiplier is assigned. One per class; copies and pickles of an
 	instance are plain ``cls`` instances (unwatched)."""
+	if getattr(cls, "_watchedBase", None) is not None:  # a variable rebound before (setupOn again): its own class
+		cls = cls._watchedBase
 	sub = _watchedClasses.get(cls)
 	if sub is None:
 		def __setattr__(self, name, value):
@@ -55,7 +57,7 @@ def watchedClass(cls: type) -> type:
 			state = {k: v for k, v in self.__dict__.items() if k != "_multiplierWatch"}
 			return (copyreg._reconstructor, (cls, object, None), state)
 
-		sub = type(cls.__name__, (cls, ), {"__setattr__": __setattr__, "__reduce_ex__": __reduce_ex__,
+		sub = type(cls.__name__, (cls, ), {"__setattr__": __setattr__, "__reduce_ex__": __reduce_ex__, "_watchedBase": cls,
 										   "__module__": cls.__module__, "__qualname__": cls.__qualname__})
 		_watchedClasses[cls] = sub
 	return sub

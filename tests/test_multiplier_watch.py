@@ -76,3 +76,37 @@ def test_rebound_variables_keep_their_class_for_users(rng):
 	for clone in (copy.deepcopy(var), pickle.loads(pickle.dumps(var))):
 		assert type(clone) is Variable and "_multiplierWatch" not in vars(clone)
 		np.testing.assert_array_equal(clone.data.get(), var.data.get())
+
+
+def test_setup_again_keeps_one_level_of_subclass(rng):
+	bag = ParamBag(SPECS, rng=rng)
+	opt = RMSProp(learnRate=1e-2)
+	opt.setupOn(bag, useGlobalState=True)
+	first = type(bag.getVar("a"))
+	opt.setupOn(bag, useGlobalState=True)
+	assert type(bag.getVar("a")) is first and first.__mro__[1] is Variable
+	bag.getVar("a").learnRate = 0.0
+	before = bag.getVar("a").data.get()
+	randomGrads(bag, rng)
+	opt.update()
+	np.testing.assert_array_equal(bag.getVar("a").data.get(), before)
+
+
+def test_puzzlelibs_variables_are_watched_as_theirs(puzzlelib):
+	"""PuzzleLib's own modules and Variable class: a multiplier set on the rebound variable applies, and the
+	variable stays one of PuzzleLib's."""
+	from PuzzleLib.Variable import Variable as PuzzleLibVariable
+	pl = puzzlelib
+	net = pl.Linear.Linear(4, 3)
+	opt = RMSProp(learnRate=1e-2)
+	opt.setupOn(net, useGlobalState=True)
+	W = net.getVar("W")
+	assert isinstance(W, PuzzleLibVariable) and type(W).__mro__[1] is PuzzleLibVariable
+	rng = np.random.default_rng(0)
+	for var in net.getVarTable():
+		var.grad.set(rng.standard_normal(var.grad.shape).astype(np.float32))
+	W.learnRate = 0.0
+	before = {name: net.getVar(name).data.get() for name in ("W", "b")}
+	opt.update()
+	np.testing.assert_array_equal(net.getVar("W").data.get(), before["W"])
+	assert not np.array_equal(net.getVar("b").data.get(), before["b"])
