@@ -16,8 +16,11 @@
 #include <omp.h>
 #endif
 
-/* Below this many elements a second thread costs more than it brings (measured: ~64K). */
-#define PARALLEL_MIN_ELEMENTS 65536
+/* Each thread gets at least this many elements, so a table of fewer than twice it runs on the calling thread with no
+   parallel region, and a bigger machine adds threads only as the work grows. Measured (docs/benchmarks.md): on 2
+   cores a parallel region costs about as much as updating ~20-30K float32 elements (starting and joining the team,
+   a few microseconds), so below 2 x 32K elements the second thread does not pay. */
+#define PARALLEL_MIN_PER_THREAD 32768
 /* Thread boundaries fall on 64-byte lines of float32, so no two threads share a cache line. */
 #define SPLIT_ALIGN 16
 
@@ -140,7 +143,10 @@ void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int thread
 
 	if (threads <= 0)
 		threads = rmspropHostMaxThreads();
-	if (total * t->unit < PARALLEL_MIN_ELEMENTS || threads < 2)
+	int64_t useful = total * t->unit / PARALLEL_MIN_PER_THREAD;
+	if (useful < threads)
+		threads = (int)useful;
+	if (threads < 2)
 	{
 		applyRange(t, 0, total, span, args);
 		return;

@@ -28,7 +28,13 @@ def checkLooseArrays(entry: str, params: TensorList, others, stateDtypes) -> Non
 
 
 def _makeRmspropKer(dtype: np.dtype, backend):
+	launch = backend.rmsprop
+
 	def rmsprop(param, grad, ms, learnRate, factor, epsilon, stream=None):
+		if param.__class__ is TensorList and grad.__class__ is TensorList and ms.__class__ is TensorList:
+			# the optimizer's lists (checked at setup): the hot path, the cached table and one C call
+			launch(param.launchTable(backend, grad, ms, learnRate), flavourOf(factor, epsilon), stream=stream)
+			return
 		params, grads, mss = (asTensorList(t, backend) for t in (param, grad, ms))
 		oneOff = params is not param
 		if oneOff:
@@ -74,7 +80,7 @@ class Flavour:
 	0 when not given. ``plain`` (every formula option 0: PuzzleLib's RMSProp) is decided here, once; ``struct`` is the
 	bytes the kernels take. Read-only; fields read as attributes."""
 
-	__slots__ = ("record", "struct")
+	__slots__ = ("record", "struct", "plain", "arithmetic")  # the two fields a step asks for, as Python values
 
 	def __init__(self, factor: float, epsilon: float, *options, **named):
 		if len(options) > len(OPTIONS):
@@ -92,6 +98,8 @@ class Flavour:
 		record["plain"] = not any(record[name] for name in FORMULA_OPTIONS)
 		object.__setattr__(self, "record", record)
 		object.__setattr__(self, "struct", record.tobytes())
+		object.__setattr__(self, "plain", int(record["plain"]))
+		object.__setattr__(self, "arithmetic", int(record["arithmetic"]))
 
 	def __getattr__(self, name):
 		if name in FLAVOUR_STRUCT.names:

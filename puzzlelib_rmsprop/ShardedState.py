@@ -44,7 +44,7 @@ class ShardedLayout(PackedLayout):
 					names.append(name)
 					parts.append(ShardPart(var.var, params[x:y], grads[x:y]))
 					states.append({key: ary[x - a + s:y - a + s] for key, ary in flatState.items()})
-			buckets.append(VariableGroup(names, parts, states))
+			buckets.append(VariableGroup(names, parts, states, self.watch))
 		self.shardGroups[dtype] = buckets
 
 	def prepare(self, backend, skipNonFinite: bool):

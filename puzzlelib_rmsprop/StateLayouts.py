@@ -3,6 +3,7 @@
 A layout is given the optimizer's ``setupState``, ``updateVar`` and hook runner; it builds the states and the
 launch tables, and runs one step's launches. Optimizer chooses the layout and drives it.
 """
+import copyreg
 from collections import OrderedDict
 from operator import attrgetter
 from typing import Callable, Dict, List, Optional
@@ -19,6 +20,53 @@ from .Validation import checkMultiplier
 from .Variable import Variable
 
 _learnRate, _momRate = attrgetter("learnRate"), attrgetter("momRate")
+
+#: the per-variable multipliers a step depends on: assigning one on a watched variable bumps its watch's version
+MULTIPLIERS = frozenset(("learnRate", "momRate", "wc"))
+
+
+class MultiplierWatch:
+	"""Counts assignments of a multiplier (``MULTIPLIERS``) on the variables global state rebinds, so that a step
+	re-reads their multipliers only after one was set (per-step work that does not grow with the variables)."""
+
+	__slots__ = ("version", )
+
+	def __init__(self):
+		self.version = 0
+
+
+_watchedClasses: Dict[type, type] = {}
+
+
+def watchedClass(cls: type) -> type:
+	"""A subclass of ``cls`` (the module's own Variable class: isinstance checks and methods keep working) whose
+	instances tell their ``_multiplierWatch`` when a multiplier is assigned. One per class; copies and pickles of an
+	instance are plain ``cls`` instances (unwatched)."""
+	if getattr(cls, "_watchedBase", None) is not None:  # a variable rebound before (setupOn again): its own class
+		cls = cls._watchedBase
+	sub = _watchedClasses.get(cls)
+	if sub is None:
+		def __setattr__(self, name, value):
+			super(sub, self).__setattr__(name, value)
+			if name in MULTIPLIERS:
+				watch = self.__dict__.get("_multiplierWatch")
+				if watch is not None:
+					watch.version += 1
+
+		def __reduce_ex__(self, protocol):
+			state = {k: v for k, v in self.__dict__.items() if k != "_multiplierWatch"}
+			return (copyreg._reconstructor, (cls, object, None), state)
+
+		sub = type(cls.__name__, (cls, ), {"__setattr__": __setattr__, "__reduce_ex__": __reduce_ex__, "_watchedBase": cls,
+										   "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+		_watchedClasses[cls] = sub
+	return sub
+
+
+def watch(var, multipliers: MultiplierWatch):
+	"""``var``, of its watched class, reporting to ``multipliers``."""
+	object.__setattr__(var, "_multiplierWatch", multipliers)
+	return var
 
 
 def isOurGrid(nodeinfo) -> bool:
@@ -98,11 +146,20 @@ class MultiVariable:
 		self.data, self.grad, self.learnRate, self.momRate = data, grad, learnRate, momRate
 
 
+def _perTensor(values: List[float]):
+	"""One multiplier per tensor, as the kernels take them: a float where they are all equal (the table then merges
+	the tensors' rows and a step compares one float), else an array."""
+	if values and all(v == values[0] for v in values) and type(values[0]) in (float, int):
+		return float(values[0])
+	return np.array(values, dtype=np.float64)
+
+
 class VariableGroup:
 	"""The variables of one dtype that one launch updates, with their states."""
 
-	def __init__(self, names: List[str], variables: List, states: List[Dict]):
+	def __init__(self, names: List[str], variables: List, states: List[Dict], watch: Optional[MultiplierWatch] = None):
 		self.names, self.variables, self.states = names, variables, states
+		self.watch, self._seen = watch, None  # with a watch, multipliers are re-read only after one was assigned
 		self.held = [(var, var.data, var.grad) for var in variables]  # what the tables point into, kept alive
 		self._multipliers, self._momRates, self._active = None, None, None
 		self._launch, self._single, self._gradList = None, None, None
@@ -111,8 +168,7 @@ class VariableGroup:
 		"""(MultiVariable, state of TensorLists) over the variables at ``indices``."""
 		pick = lambda arrays: TensorList([arrays[i] for i in indices], backend.pointerOf)
 		var = MultiVariable(pick([v.data for v in self.variables]), pick([v.grad for v in self.variables]),
-							np.array([self._multipliers[i] for i in indices], dtype=np.float64),
-							np.array([self._momRates[i] for i in indices], dtype=np.float64))
+							_perTensor([self._multipliers[i] for i in indices]), _perTensor([self._momRates[i] for i in indices]))
 		return var, {key: pick([s[key] for s in self.states]) for key in (self.states[0] if self.states else {})}
 
 	def invalidate(self) -> None:
@@ -131,7 +187,12 @@ class VariableGroup:
 
 	def _refresh(self) -> None:
 		"""Re-reads the learnRate and momRate multipliers; a change (or the first call) invalidates the batches.
-		Raises OptimizerError on a non-finite multiplier, before anything is launched."""
+		Raises OptimizerError on a non-finite multiplier, before anything is launched. With a watch, nothing is read
+		unless a multiplier was assigned since the last call (one integer comparison per step)."""
+		if self.watch is not None:
+			if self._seen == self.watch.version and self._multipliers is not None:
+				return
+			self._seen = self.watch.version
 		multipliers, momRates = list(map(_learnRate, self.variables)), list(map(_momRate, self.variables))
 		if multipliers != self._multipliers or momRates != self._momRates:
 			for name, m, r in zip(self.names, multipliers, momRates):
@@ -205,10 +266,10 @@ class LocalLayout:
 			group.variables[:] = current[dtype]
 			group.invalidate()
 
-	def makeGroups(self, groups) -> None:
+	def makeGroups(self, groups, watch: Optional[MultiplierWatch] = None) -> None:
 		for dtype, members in groups.items():
 			names = [name for name, _ in members]
-			self.groups[dtype] = VariableGroup(names, [var for _, var in members], [self.states[n] for n in names])
+			self.groups[dtype] = VariableGroup(names, [var for _, var in members], [self.states[n] for n in names], watch)
 
 	def zeroGrads(self, backend) -> None:
 		self.follow(backend)
@@ -305,7 +366,7 @@ class PackedLayout(LocalLayout):
 			self.shGrads[dtype].build()
 			self.globalVar[dtype] = Variable(self.shParams[dtype].ary, grad=self.shGrads[dtype].ary)
 
-		groups = OrderedDict()
+		groups, self.watch = OrderedDict(), MultiplierWatch()
 		for names, var in trainable:
 			dtype = np.dtype(var.data.dtype).type
 			data = backend.viewLike(var.data, self.shParams[dtype][names[0]])
@@ -313,7 +374,8 @@ class PackedLayout(LocalLayout):
 			data.set(var.data.get())
 			grad.set(var.grad.get())
 
-			rebound = type(var)(data, grad=grad)  # the module's own Variable class
+			# the module's own Variable class (a subclass of it that reports multipliers assigned to self.watch)
+			rebound = watch(watchedClass(type(var))(data, grad=grad), self.watch)
 			rebound.learnRate, rebound.momRate, rebound.wc = var.learnRate, var.momRate, var.wc
 			for name in names:
 				self.module.setVar(name, rebound)
@@ -326,7 +388,7 @@ class PackedLayout(LocalLayout):
 				self.nodeinfo.broadcastBuffer("data", broadcastable(self.nodeinfo, globalVar.data))
 			self.setupDtype(dtype, groups[dtype])
 
-		self.makeGroups(groups)
+		self.makeGroups(groups, self.watch)
 
 	def setupDtype(self, dtype, members) -> None:
 		"""The state of one dtype's buffer, and its variables' views of it."""

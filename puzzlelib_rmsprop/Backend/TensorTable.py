@@ -48,6 +48,7 @@ class TensorList:
 		self.pointers = [pointerOf(ary) for ary in self.arrays]
 		self.sizes = [int(ary.size) for ary in self.arrays]
 		self._table, self._rowStarts, self._sameAsPrevious, self._key = None, None, None, None
+		self._scalar = None  # the float rate the table holds, when it was given one
 		self.flavourTable = None  # set by Kernels.flavourUpdate: the flavour rows over these tensors
 		self.quant8Table = None   # set by Kernels.quant8Update: the 8-bit state rows (Quantized8.Quant8Table)
 
@@ -81,7 +82,10 @@ class TensorList:
 
 	def launchTable(self, backend, grads: "TensorList", mss: "TensorList", learnRates) -> LaunchTable:
 		"""The launch table for these tensors with per-tensor step sizes ``learnRates`` (scalar or one per tensor,
-		rounded to float32 as PuzzleLib passes them). Unchanged rates cost one bytes comparison: the hot path."""
+		rounded to float32 as PuzzleLib passes them). An unchanged float rate costs one comparison (the hot path: no
+		NumPy work, nothing allocated); unchanged per-tensor rates one bytes comparison."""
+		if learnRates.__class__ is float and learnRates == self._scalar:
+			return self._table
 		rates = np.asarray(learnRates, dtype=np.float64)
 		key = rates.tobytes()
 		if key == self._key:
@@ -100,6 +104,7 @@ class TensorList:
 			backend.refreshTable(self._table)
 
 		self._key = key
+		self._scalar = learnRates if learnRates.__class__ is float else None
 		return self._table
 
 

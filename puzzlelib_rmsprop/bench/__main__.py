@@ -46,10 +46,14 @@ def plan(quick: bool, backend, maxElements: int, dtypes):
 	for dtype in dtypes:
 		suffix = "" if len(dtypes) == 1 else " %s" % np.dtype(dtype).name
 		runs += [("N=%.0e%s" % (n, suffix), "single", workloads.singleTensor(n), dtype) for n in sizes]
+		if backend.name == "cpu":  # what the 1,000 tiny tensors are compared with: the same elements in one tensor
+			runs.append(("N=6.4e+04%s" % suffix, "single", workloads.singleTensor(64000), dtype))
 		runs.append(("ResNet-50 (161 tensors)%s" % suffix, "resnet50", workloads.resnet50(), dtype))
 		runs.append(("1000 small tensors%s" % suffix, "small", workloads.smallTensors(1000), dtype))
 	if backend.name == "cuda":  # launches are asynchronous: what a step costs the host is its own figure
 		runs += [("overhead, %d tensors" % n, "overhead", workloads.tinyTensors(n), np.float32) for n in (1, 161, 1000)]
+	else:  # the work is negligible: a step costs what the host spends per step and per variable, in both modes
+		runs += [("%d tensors of 64" % n, "tiny", workloads.tinyTensors(n), np.float32) for n in (161, 1000)]
 	return [run for run in runs if workloads.elements(run[2]) <= maxElements]
 
 
@@ -67,6 +71,7 @@ def contenders(backend, kind, shapes, dtype, cudaSource=None):
 		candidates.torchRMSprop(backend, shapes, True, dtype),
 		candidates.torchRMSprop(backend, shapes, False, dtype),
 		candidates.puzzlelibOptimizer(backend, shapes, dtype),
+		None if single else candidates.puzzlelibOptimizer(backend, shapes, dtype, useGlobalState=False),
 		candidates.puzzlelibKernel(backend, shapes, True, dtype, cudaSource),
 		None if single else candidates.puzzlelibKernel(backend, shapes, False, dtype, cudaSource),
 	]

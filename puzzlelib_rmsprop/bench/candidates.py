@@ -140,8 +140,9 @@ def _cpuPuzzleLib(backend, dtype):
 	return importCpuPuzzleLib() if backend.name == "cpu" and np.dtype(dtype) == np.float32 else None
 
 
-def puzzlelibOptimizer(backend, shapes: List[Shape], dtype=np.float32) -> Optional[Candidate]:
-	"""PuzzleLib 1.0.3's own RMSProp.update() in global state, Python overhead included: our update()'s peer."""
+def puzzlelibOptimizer(backend, shapes: List[Shape], dtype=np.float32, useGlobalState: bool = True) -> Optional[Candidate]:
+	"""PuzzleLib 1.0.3's own RMSProp.update() in global or local state, Python overhead included: our update()'s peer
+	in the same mode."""
 	puzzlelib = _cpuPuzzleLib(backend, dtype)
 	if puzzlelib is None:
 		return None
@@ -155,8 +156,8 @@ def puzzlelibOptimizer(backend, shapes: List[Shape], dtype=np.float32) -> Option
 		module.setVar("p%04d" % i, PuzzleLibVariable(gpuarray.to_gpu(data), grad=gpuarray.to_gpu(grad)))
 
 	optimizer = PuzzleLibRMSProp(learnRate=LEARN_RATE, factor=FACTOR, epsilon=EPSILON)
-	optimizer.setupOn(module, useGlobalState=True)
-	return Candidate("PuzzleLib 1.0.3 update() (global)", optimizer.update, 20)
+	optimizer.setupOn(module, useGlobalState=useGlobalState)
+	return Candidate("PuzzleLib 1.0.3 update() (%s)" % ("global" if useGlobalState else "local"), optimizer.update, 20)
 
 
 def puzzlelibKernel(backend, shapes: List[Shape], packed: bool, dtype=np.float32, cudaSource=None) -> Optional[Candidate]:

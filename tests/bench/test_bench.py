@@ -22,7 +22,7 @@ def test_bench_writes_table_json_and_plot(tmp_path, capsys):
 
 	results = json.loads((tmp_path / "results.json").read_text())
 	names = [w["name"] for w in results["workloads"]]
-	assert names == ["N=1e+03", "N=1e+04", "N=1e+05"]
+	assert names == ["N=1e+03", "N=1e+04", "N=1e+05", "N=6.4e+04", "161 tensors of 64", "1000 tensors of 64"]
 	for w in results["workloads"]:
 		for candidate in ("ours (global)", "ours kernel (rmspropKer)", "limit (same traffic, no math)", "naive NumPy"):
 			assert w["results"][candidate]["seconds"] > 0
@@ -31,7 +31,9 @@ def test_bench_writes_table_json_and_plot(tmp_path, capsys):
 	printed = capsys.readouterr()
 	assert "of limit" in printed.out and "limit (same traffic, no math)" in printed.out
 	# stderr is no terminal here: a clean line per workload, no bar
-	assert printed.err.splitlines() == ["benchmark 1/3: N=1e+03", "benchmark 2/3: N=1e+04", "benchmark 3/3: N=1e+05"]
+	assert printed.err.splitlines() == ["benchmark %d/6: %s" % (i + 1, name) for i, name in enumerate(names)]
+	tiny = results["workloads"][-1]
+	assert tiny["tensors"] == 1000 and {"ours (global)", "ours (local)"} <= set(tiny["results"])
 
 
 class FakeTerminal(io.StringIO):
