@@ -14,7 +14,6 @@ waiting forever.
 import logging
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,12 +28,12 @@ from .Backend.HostArray import hostArray
 from .Backend.PuzzleLibArrays import DeviceMemory, isPuzzleLibCudaArray
 from .Backend.SharedArray import alignmentStep
 from .Errors import BackendError, OptimizerError
+from .MPILauncher import MPIEXEC_ENV, importMPI, mpiexec  # noqa: F401 (Grid's public names)
 from .Quantized8 import QUANT_BLOCK
 
 logger = logging.getLogger("puzzlelib_rmsprop")
 
 CUDA_AWARE_ENV = "PUZZLELIB_RMSPROP_CUDA_AWARE_MPI"
-MPIEXEC_ENV = "PUZZLELIB_RMSPROP_MPIEXEC"
 ABORT_GRACE_SECONDS = 1.0
 #: how long a wait polls a collective without sleeping (see MPINodeInfo._wait)
 SPIN_SECONDS = 1.0
@@ -47,14 +46,6 @@ PIECE_UNIT = QUANT_BLOCK
 
 class GridError(RuntimeError):
 	"""A collective did not complete: another rank died, hung or called a different collective."""
-
-
-def importMPI():
-	try:
-		from mpi4py import MPI
-	except ImportError as e:
-		raise BackendError("MPI is not available (pip install 'puzzlelib_rmsprop[mpi]'): %s" % e) from e
-	return MPI
 
 
 class ShardPlan:
@@ -354,15 +345,6 @@ class MPINodeInfo:
 		buf = np.array([value], dtype=np.float64)
 		self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM), "the mean of a value")
 		return float(buf[0] / self.gridsize)
-
-
-def mpiexec() -> str:
-	"""The launcher: $PUZZLELIB_RMSPROP_MPIEXEC, the one installed beside this Python (the mpich wheel), or PATH's."""
-	candidates = [os.environ.get(MPIEXEC_ENV), os.path.join(os.path.dirname(sys.executable), "mpiexec"), shutil.which("mpiexec")]
-	for candidate in candidates:
-		if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-			return candidate
-	raise BackendError("no mpiexec found (pip install 'puzzlelib_rmsprop[mpi]', or set %s)" % MPIEXEC_ENV)
 
 
 def runGrid(target: Callable, size: int, *args, timeout: Optional[float] = None, **kwargs) -> List[Any]:
