@@ -22,5 +22,9 @@ backend: Optional[str] = os.environ.get(BACKEND_ENV) or None
 #: runGrid sets it in every child process), else 0.
 deviceIdx: Optional[int] = None
 
+#: The MPI rank's index among the ranks of its node, set by Grid.MPINodeInfo; with deviceIdx None, the CUDA device is
+#: this modulo the visible devices (one device per rank). None outside a grid.
+localRank: Optional[int] = None
+
 #: Threads for the CPU kernels; 0 means all the cores OpenMP sees.
 cpuThreads: int = 0

@@ -170,7 +170,7 @@ class MPINodeInfo:
 		local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
 		self.localIndex, self.localSize = local.Get_rank(), local.Get_size()
 		local.Free()
-		Selector.localRank = self.localIndex  # its device: this modulo the visible ones, unless Config.deviceIdx is set
+		Config.localRank = self.localIndex  # its device: this modulo the visible ones, unless Config.deviceIdx is set
 		if not Config.cpuThreads:  # the CPU kernels: the node's cores shared among its ranks, not all of them each
 			Config.cpuThreads = max(1, len(os.sched_getaffinity(0)) // self.localSize)
 		self._agreeOnBackend()

@@ -11,7 +11,6 @@ import numpy as np
 
 from .. import Config
 from ..Errors import BackendError, OptimizerError
-from . import Selector
 from .CudaBuild import NVCC_ENV_HINT, UnusableDevice, buildImage, chooseTarget, findNvcc
 from .CudaContext import ThreadContexts, onBackendThread
 from .PuzzleLibArrays import emptyLike, isPuzzleLibCudaArray
@@ -96,7 +95,7 @@ class CudaBackend:
 		if count == 0:
 			raise BackendError("the CUDA driver sees no device")
 		if deviceIdx is None:
-			deviceIdx = (Selector.localRank or 0) % count
+			deviceIdx = (Config.localRank or 0) % count
 		if not 0 <= deviceIdx < count:
 			raise BackendError("Config.deviceIdx is %d but there are %d CUDA devices" % (deviceIdx, count))
 
@@ -373,7 +372,7 @@ def deviceIndex() -> Optional[int]:
 	visible devices; else PuzzleLib's (when PuzzleLib is imported), else 0."""
 	if Config.deviceIdx is not None:
 		return Config.deviceIdx
-	if Selector.localRank is not None:
+	if Config.localRank is not None:
 		return None
 	puzzlelibConfig = sys.modules.get("PuzzleLib.Config")
 	return int(getattr(puzzlelibConfig, "deviceIdx", 0) or 0)

@@ -12,8 +12,6 @@ logger = logging.getLogger("puzzlelib_rmsprop")
 _lock = threading.Lock()
 _backend = None
 
-#: the MPI rank's index among the ranks of its node, set by MPINodeInfo: picks the rank's CUDA device
-localRank: Optional[int] = None
 #: why automatic selection fell back to the CPU (None: it did not)
 fallbackReason: Optional[str] = None
 

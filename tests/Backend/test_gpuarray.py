@@ -117,10 +117,9 @@ def test_device_index_follows_puzzlelib_config(monkeypatch):
 	"""PuzzleLib's runGrid sets PuzzleLib's Config.deviceIdx in each child: ours follows it unless set itself."""
 	import types
 	from puzzlelib_rmsprop import Config
-	from puzzlelib_rmsprop.Backend import Selector
 	from puzzlelib_rmsprop.Backend.CudaBackend import deviceIndex
 
-	monkeypatch.setattr(Selector, "localRank", None)  # not in an MPI grid (an in-process MPINodeInfo sets it)
+	monkeypatch.setattr(Config, "localRank", None)  # not in an MPI grid (an in-process MPINodeInfo sets it)
 	monkeypatch.setattr(Config, "deviceIdx", None)
 	monkeypatch.delitem(sys.modules, "PuzzleLib.Config", raising=False)
 	assert deviceIndex() == 0
@@ -129,6 +128,6 @@ def test_device_index_follows_puzzlelib_config(monkeypatch):
 	monkeypatch.setattr(Config, "deviceIdx", 1)
 	assert deviceIndex() == 1
 	monkeypatch.setattr(Config, "deviceIdx", None)
-	monkeypatch.setattr(Selector, "localRank", 1)
+	monkeypatch.setattr(Config, "localRank", 1)
 	assert deviceIndex() is None, "in a grid: the local rank modulo the visible devices, chosen by the backend"
 
