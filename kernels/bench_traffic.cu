@@ -48,11 +48,12 @@ quant8TrafficFloat32(const Quant8Entry *table, int count)
 	for (int k = 0; k < count; k++)
 	{
 		const Quant8Entry e = table[k];
+		bool aligned = quant8Aligned(e);
 		for (long long b = (warp + warps - e.firstBlock % warps) % warps; b < e.blocks; b += warps)
 		{
 			long long lo = b * QUANT8_BLOCK + lane * QUANT8_LANE;
 			int n = (int)max(0LL, min((long long)QUANT8_LANE, e.size - lo));
-			bool packets = n == QUANT8_LANE;
+			bool packets = aligned && n == QUANT8_LANE;
 			float *param = (float *)e.param + lo, *scale = e.scales[0] + b, p[QUANT8_LANE], g[QUANT8_LANE], m[QUANT8_LANE];
 			const float *grad = (const float *)e.grad + lo;
 			unsigned char *codes = e.codes[0] + lo;

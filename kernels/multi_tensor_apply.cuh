@@ -23,12 +23,14 @@
 
 
 /* A 128-bit global load. Written out because for the 16-bit types NVVM splits a plain uint4 load whose words
-   are used one by one into four 32-bit loads (seen in the SASS). */
+   are used one by one into four 32-bit loads (seen in the SASS). volatile and the "memory" clobber keep it in
+   program order with the stores around it: without them NVVM may move it past a store to the same address. */
 static __device__ __forceinline__ uint4 loadPacket(const uint4 *ptr)
 {
 #ifdef __CUDA_ARCH__
 	uint4 v;
-	asm("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(ptr));
+	asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+		: "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(ptr) : "memory");
 	return v;
 #else
 	HOST_SHIM_CHECK_ALIGNED(ptr, 16, "packet load");

@@ -103,6 +103,15 @@ __device__ __forceinline__ void encodeLane(const float *values, int n, bool pack
 		*scale = quant8Scale(absmax, isSigned);
 }
 
+/* Whether a row's lanes may take packets: params and grads on 16 bytes, codes on 8 (NULL counts as aligned). */
+__device__ __forceinline__ bool quant8Aligned(const Quant8Entry &e)
+{
+	bool aligned = (unsigned long long)e.param % 16 == 0 && (unsigned long long)e.grad % 16 == 0;
+	for (int s = 0; s < 3; s++)
+		aligned = aligned && (unsigned long long)e.codes[s] % 8 == 0;
+	return aligned;
+}
+
 template <typename P>
 __device__ __forceinline__ void quant8Block(const Quant8Entry &e, long long b, int lane, bool aligned, bool hasMg,
 											bool hasMom, const RMSPropFlavour &f)
@@ -114,22 +123,28 @@ __device__ __forceinline__ void quant8Block(const Quant8Entry &e, long long b, i
 	const P *grad = (const P *)e.grad + lo;
 	ASSUME_GLOBAL(param); ASSUME_GLOBAL(grad);
 
-	unsigned char *codes[3];
-	float *scales[3];
-	for (int s = 0; s < 3; s++)
-	{
-		codes[s] = e.codes[s] + lo, scales[s] = e.scales[s] + b;
-		ASSUME_GLOBAL(codes[s]); ASSUME_GLOBAL(scales[s]);
-	}
+	/* the pointers of mg and mom are formed (and assumed global) only where they exist: arithmetic on NULL is
+	   undefined, and __isGlobal(NULL) is false, so an assume on it would let the compiler fold the null tests */
+	unsigned char *codes[3] = {e.codes[0] + lo, NULL, NULL};
+	float *scales[3] = {e.scales[0] + b, NULL, NULL};
+	ASSUME_GLOBAL(codes[0]); ASSUME_GLOBAL(scales[0]);
 
 	float p[QUANT8_LANE], g[QUANT8_LANE], m[QUANT8_LANE], a[QUANT8_LANE], d[QUANT8_LANE];
 	loadLane<P>(param, n, packets, false, p);
 	loadLane<P>(grad, n, packets, true, g);
 	decodeLane(codes[0], *scales[0], n, packets, QUANT8_SIGNED(0), m);
 	if (hasMg)
+	{
+		codes[1] = e.codes[1] + lo, scales[1] = e.scales[1] + b;
+		ASSUME_GLOBAL(codes[1]); ASSUME_GLOBAL(scales[1]);
 		decodeLane(codes[1], *scales[1], n, packets, QUANT8_SIGNED(1), a);
+	}
 	if (hasMom)
+	{
+		codes[2] = e.codes[2] + lo, scales[2] = e.scales[2] + b;
+		ASSUME_GLOBAL(codes[2]); ASSUME_GLOBAL(scales[2]);
 		decodeLane(codes[2], *scales[2], n, packets, QUANT8_SIGNED(2), d);
+	}
 
 	#pragma unroll
 	for (int j = 0; j < QUANT8_LANE; j++)
@@ -142,9 +157,15 @@ __device__ __forceinline__ void quant8Block(const Quant8Entry &e, long long b, i
 	storeLane<P>(param, n, packets, p);
 	encodeLane(m, n, packets, QUANT8_SIGNED(0), lane, codes[0], scales[0]);
 	if (hasMg)
+	{
+		ASSUME_GLOBAL(codes[1]); ASSUME_GLOBAL(scales[1]);
 		encodeLane(a, n, packets, QUANT8_SIGNED(1), lane, codes[1], scales[1]);
+	}
 	if (hasMom)
+	{
+		ASSUME_GLOBAL(codes[2]); ASSUME_GLOBAL(scales[2]);
 		encodeLane(d, n, packets, QUANT8_SIGNED(2), lane, codes[2], scales[2]);
+	}
 }
 
 template <typename P>
@@ -158,9 +179,7 @@ __device__ __forceinline__ void quant8Rows(const Quant8Entry *table, int count, 
 	{
 		const Quant8Entry e = table[k];
 		bool hasMg = e.codes[1] != NULL, hasMom = e.codes[2] != NULL;
-		bool aligned = (unsigned long long)e.param % 16 == 0 && (unsigned long long)e.grad % 16 == 0;
-		for (int s = 0; s < 3; s++)
-			aligned = aligned && (unsigned long long)e.codes[s] % 8 == 0;
+		bool aligned = quant8Aligned(e);
 
 		RMSPropFlavour f = quant8Flavour(flavour, hasMg, hasMom);
 

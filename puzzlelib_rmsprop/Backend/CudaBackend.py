@@ -13,13 +13,13 @@ from .. import Config
 from ..Errors import BackendError, OptimizerError
 from .CudaBuild import NVCC_ENV_HINT, UnusableDevice, buildImage, chooseTarget, findNvcc
 from .CudaContext import ThreadContexts, onBackendThread
+from .CudaOccupancy import blocksPerSM
 from .PuzzleLibArrays import emptyLike, isPuzzleLibCudaArray
 from .dtypes import DTYPES, bfloat16
 from .kernelSource import kernelDir
 from .TensorTable import LaunchTable, spreadBlocks
 
 BLOCK = 256          # RMSPROP_BLOCK in kernels/rmsprop.cu
-BLOCKS_PER_SM = 8    # enough resident warps to saturate memory bandwidth
 PACKET_BYTES = 16    # one 128-bit load per thread per iteration
 
 KERNEL_NAMES = {np.dtype(np.float32): "Float32", np.dtype(np.float16): "Float16"}
@@ -114,7 +114,7 @@ class CudaBackend:
 		self.deviceIndex = next(i for i in range(count) if driver.Device(i).pci_bus_id() == self.device.pci_bus_id())
 		self.smCount = self.device.get_attribute(driver.device_attribute.MULTIPROCESSOR_COUNT)
 		self.deviceName = "%s (%d SMs)" % (self.device.name(), self.smCount)
-		self._streams = []
+		self._streams, self._images = [], {}
 		self.target, module = self.loadKernels()
 		self._modules = {"rmsprop.cu": module}
 
@@ -131,6 +131,7 @@ class CudaBackend:
 		target = chooseTarget(capability, nvcc, where)
 		options = compileOptions() if options is None else list(options)
 		image = buildImage((kernelDir() / source).read_text(), options, target, nvcc)
+		self._images[source if options == compileOptions() else (source, tuple(options))] = image
 		try:
 			return target, self.driver.module_from_buffer(image)
 		except self.driver.Error as e:
@@ -189,7 +190,7 @@ class CudaBackend:
 		np.divide does on the host): Grid's mean under CUDA-aware MPI."""
 		if ary.size > 0:
 			kernel = self.kernel("divide" + KERNEL_NAMES[np.dtype(ary.dtype)], "Pfq")
-			grid = self.gridFor(ary.size, ary.dtype.itemsize)
+			grid = self.gridFor(ary.size, ary.dtype.itemsize, "divide" + KERNEL_NAMES[np.dtype(ary.dtype)])
 			kernel.prepared_async_call((grid, 1, 1), (BLOCK, 1, 1), stream, self.pointerOf(ary), np.float32(divisor),
 									   np.int64(ary.size))
 
@@ -268,20 +269,34 @@ class CudaBackend:
 		function.prepare(signature)
 		return function
 
-	def gridFor(self, elements: int, itemsize: int) -> int:
+	@lru_cache(maxsize=None)
+	def maxGrid(self, name: str, source: str = "rmsprop.cu") -> int:
+		"""The most blocks of kernel ``name`` resident at once: its blocks per SM by occupancy (the driver's answer,
+		from the kernel's real registers) times the SM count. A larger grid would run in uneven waves."""
+		function = self.module(source).get_function(name)
+		perSM = blocksPerSM(self.driver, self.device, function, self._images.get(source), name, BLOCK)
+		return self.smCount * perSM
+
+	def gridFor(self, elements: int, itemsize: int, name: str) -> int:
+		"""Enough blocks for one 128-bit packet per thread, at most one full wave of kernel ``name``."""
 		packets = -(-elements * itemsize // PACKET_BYTES)
-		return max(1, min(self.smCount * BLOCKS_PER_SM, -(-packets // BLOCK)))
+		return max(1, min(self.maxGrid(name), -(-packets // BLOCK)))
 
 	@onBackendThread
 	def prepareTable(self, rows: np.ndarray, dtype) -> LaunchTable:
 		"""Copies the rows to the device once; they are reused every step until the variables change."""
 		itemsize = np.dtype(dtype).itemsize
-		grid = self.gridFor(int(rows["size"].sum()), itemsize)
+		# sized for the dtype's plain kernel; the other kernels of the table cap it at their own wave (launchGrid)
+		grid = self.gridFor(int(rows["size"].sum()), itemsize, "rmsprop" + KERNEL_NAMES[np.dtype(dtype)])
 		if "blockOffset" in rows.dtype.names:
 			spreadBlocks(rows, BLOCK * PACKET_BYTES // itemsize, grid)
 
 		memory = self.driver.to_device(rows) if len(rows) > 0 else None
 		return LaunchTable(rows, dtype, address=int(memory) if memory is not None else 0, keepAlive=memory, grid=grid)
+
+	def launchGrid(self, table: LaunchTable, name: str) -> int:
+		"""The table's grid, capped at one full wave of kernel ``name``."""
+		return max(1, min(table.grid, self.maxGrid(name)))
 
 	@onBackendThread
 	def refreshTable(self, table: LaunchTable) -> None:
@@ -294,8 +309,9 @@ class CudaBackend:
 		"""PuzzleLib's RMSProp (``f.factor``, ``f.epsilon`` of the Flavour ``f``): one launch for every row of ``table``."""
 		if len(table.rows) == 0:
 			return
-		kernel = self.kernel("rmsprop" + KERNEL_NAMES[table.dtype], "Pi%ds" % len(f.struct))
-		kernel.prepared_async_call((table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), f.struct)
+		name = "rmsprop" + KERNEL_NAMES[table.dtype]
+		kernel = self.kernel(name, "Pi%ds" % len(f.struct))
+		kernel.prepared_async_call((self.launchGrid(table, name), 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), f.struct)
 
 	@onBackendThread
 	def flavour(self, table: LaunchTable, stateDtype, f, stream=None) -> None:
@@ -304,7 +320,7 @@ class CudaBackend:
 			return
 		name = "flavour" + KERNEL_NAMES[table.dtype] + ("State32" if np.dtype(stateDtype) != table.dtype else "")
 		kernel = self.kernel(name, "Pi%ds" % len(f.struct))
-		kernel.prepared_async_call((table.grid, 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), f.struct)
+		kernel.prepared_async_call((self.launchGrid(table, name), 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), f.struct)
 
 	@onBackendThread
 	def puzzlelib(self, table: LaunchTable, f, joined: bool, stream=None) -> None:
@@ -314,10 +330,10 @@ class CudaBackend:
 		launchRows(self, table.rows, f, stream)
 
 	def quant8Grid(self, table: LaunchTable) -> int:
-		"""One warp per block of 8-bit state (QUANT8_BLOCK elements), the grid capped as for the other kernels."""
+		"""One warp per block of 8-bit state (QUANT8_BLOCK elements), at most one full wave of the dtype's kernel."""
 		warpsPerBlock = BLOCK // 32
 		blocks = int(table.rows["blocks"].sum())
-		return max(1, min(self.smCount * BLOCKS_PER_SM, -(-blocks // warpsPerBlock)))
+		return max(1, min(self.maxGrid("quant8" + KERNEL_NAMES[table.dtype]), -(-blocks // warpsPerBlock)))
 
 	@onBackendThread
 	def quant8(self, table: LaunchTable, f, stream=None) -> None:
@@ -337,8 +353,9 @@ class CudaBackend:
 
 		for table in tables:
 			if len(table.rows) > 0:
-				kernel = self.kernel("nonFinite" + KERNEL_NAMES[table.dtype], "PiP")
-				kernel.prepared_call((table.grid, 1, 1), (BLOCK, 1, 1), table.address, len(table.rows), device)
+				name = "nonFinite" + KERNEL_NAMES[table.dtype]
+				kernel = self.kernel(name, "PiP")
+				kernel.prepared_call((self.launchGrid(table, name), 1, 1), (BLOCK, 1, 1), table.address, len(table.rows), device)
 
 		flag = np.zeros(1, np.int32)
 		self.driver.memcpy_dtoh(flag, device)
@@ -348,7 +365,7 @@ class CudaBackend:
 	def decayGrad(self, grad, param, rate: float, stream=None) -> None:
 		"""grad -= rate * param on the device (PuzzleLib's WeightDecay hook)."""
 		kernel = self.kernel("decayGradFloat32", "PPfq")
-		grid = self.gridFor(grad.size, grad.dtype.itemsize)
+		grid = self.gridFor(grad.size, grad.dtype.itemsize, "decayGradFloat32")
 		kernel.prepared_async_call(
 			(grid, 1, 1), (BLOCK, 1, 1), stream, grad.ptr, param.ptr, np.float32(rate), np.int64(grad.size)
 		)

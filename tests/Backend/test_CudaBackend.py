@@ -25,7 +25,7 @@ import emu  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 DTYPES = [np.float32, np.float16] + ([bfloat16] if bfloat16 is not None else [])
-SMS, BLOCKS_PER_SM, BLOCK = 132, 8, 256  # the emulated device's SM count; the backend's design
+SMS, BLOCK = 132, 256  # the emulated device's SM count; the backend's block
 
 
 def cudaBackend():
@@ -125,10 +125,26 @@ def test_training_16_bit_variables_with_every_fill(cudaProcess, dtype, rng):
 			np.testing.assert_array_equal(value, before[name])
 
 
-def expectedGrid(elements, itemsize):
-	"""The design: one 16-byte packet per thread per iteration, at most 8 blocks of 256 threads per SM."""
+def calculatorBlocksPerSM(registers, threadsPerSM, blocksPerSM, registersPerSM, block=BLOCK):
+	"""NVIDIA's occupancy calculator (no shared memory): warps in units of 4, registers per warp in units of 256."""
+	warps = -(-block // 32)
+	perWarp = -(-registers * 32 // 256) * 256
+	return min(blocksPerSM, threadsPerSM // 32 // warps, (registersPerSM // perWarp) // 4 * 4 // warps)
+
+
+def occupancyOf(cuda, name):
+	"""Blocks per SM of kernel ``name`` on this device, by the calculator from its registers and the SM's limits."""
+	driver = cuda.driver
+	registers = cuda.module().get_function(name).get_attribute(driver.function_attribute.NUM_REGS)
+	a = driver.device_attribute
+	return calculatorBlocksPerSM(registers, *(cuda.device.get_attribute(x) for x in (
+		a.MAX_THREADS_PER_MULTIPROCESSOR, a.MAX_BLOCKS_PER_MULTIPROCESSOR, a.MAX_REGISTERS_PER_MULTIPROCESSOR)))
+
+
+def expectedGrid(elements, itemsize, cuda=CUDA, name="rmspropFloat32"):
+	"""The design: one 16-byte packet per thread per iteration, at most one full wave (occupancy times SMs)."""
 	packets = -(-elements * itemsize // 16)
-	return max(1, min(SMS * BLOCKS_PER_SM, -(-packets // BLOCK)))
+	return max(1, min(cuda.smCount * occupancyOf(cuda, name), -(-packets // BLOCK)))
 
 
 @pytest.mark.parametrize("dtype, size", [(np.float32, 2 ** 20 + 5), (np.float16, 2 ** 20 + 5), (np.float32, 1000),
@@ -139,7 +155,8 @@ def test_launch_shape(cuda, emulated, dtype, size):
 	update(cuda, host, 0)
 	(launch, ) = emu.launchesOf("rmsprop")
 	assert launch.block == (BLOCK, 1, 1)
-	assert launch.grid == (expectedGrid(size, np.dtype(dtype).itemsize), 1, 1)
+	name = "rmsprop" + ("Float32" if np.dtype(dtype) == np.float32 else "Float16")
+	assert launch.grid == (expectedGrid(size, np.dtype(dtype).itemsize, cuda, name), 1, 1)
 	assert size < 10 ** 4 or launch.grid[0] > 500, "large tensors spread over hundreds of blocks"
 
 
@@ -297,3 +314,48 @@ def test_traffic_limit_kernel_reads_three_and_writes_two(cuda, dtype):
 	np.testing.assert_array_equal(arrays[2].get(), (host[0].astype(np.float32) + host[1]).astype(dtype))
 	with pytest.raises(ValueError, match="only the same-traffic reference"):
 		referenceKernels.traffic(cuda, lists[0].launchTable(cuda, lists[1], lists[2], [1.0]), kind=1)
+
+
+OCCUPANCY_GRIDS = """
+import json, types, numpy as np
+from puzzlelib_rmsprop.Backend.CudaBackend import CudaBackend
+cuda = CudaBackend(0)
+driver, a = cuda.driver, cuda.driver.device_attribute
+limits = [cuda.device.get_attribute(x) for x in (a.MAX_THREADS_PER_MULTIPROCESSOR, a.MAX_BLOCKS_PER_MULTIPROCESSOR,
+	a.MAX_REGISTERS_PER_MULTIPROCESSOR)]
+names = ["rmspropFloat32", "rmspropFloat16", "flavourFloat32", "flavourFloat16State32", "quant8Float32", "quant8Float16",
+	"nonFiniteFloat32", "decayGradFloat32"]
+registers = {n: cuda.module().get_function(n).get_attribute(driver.function_attribute.NUM_REGS) for n in names}
+rows = np.zeros(1, [("size", np.int64), ("blocks", np.int64)])
+rows["size"], rows["blocks"] = 1 << 30, 1 << 30
+table = types.SimpleNamespace(rows=rows, dtype=np.dtype(np.float32), grid=1 << 30)
+grids = {n: cuda.maxGrid(n) for n in names}
+grids["quant8"] = cuda.quant8Grid(table)
+grids["launch"] = cuda.launchGrid(table, "flavourFloat32")
+from puzzlelib_rmsprop.Backend.CudaOccupancy import blocksPerSM
+grids["calculator"] = {n: blocksPerSM(driver, cuda.device, cuda.module().get_function(n), None, n, 256) for n in names}
+print(json.dumps([cuda.smCount, limits, registers, grids]))
+"""
+
+
+@pytest.mark.parametrize("capability", ["7.5", "8.6", "9.0"])
+def test_grids_follow_each_kernels_occupancy(emulated, capability):
+	"""Grids are one full wave of each kernel: its blocks per SM from the driver's occupancy answer (the kernel's real
+	registers against the architecture's per-SM limits), times the SM count; never the old fixed 8 per SM."""
+	import json
+	import os
+	import subprocess
+	env = dict(os.environ, CUDA_EMU_COMPUTE_CAPABILITY=capability)
+	result = subprocess.run([sys.executable, "-c", OCCUPANCY_GRIDS], env=env, capture_output=True, text=True, timeout=600)
+	assert result.returncode == 0, result.stderr[-3000:]
+	sms, limits, registers, grids = json.loads(result.stdout.strip().splitlines()[-1])
+	perSM = {name: calculatorBlocksPerSM(regs, *limits) for name, regs in registers.items()}
+	for name in registers:
+		assert grids[name] == sms * perSM[name], (capability, name, registers[name], grids[name])
+	assert grids["calculator"] == perSM, "the fallback without the driver's answer computes the same"
+	assert grids["quant8"] == sms * perSM["quant8Float32"] and grids["launch"] == sms * perSM["flavourFloat32"]
+	# the limits that bind: threads per SM on 7.5 (1,024: 4 blocks of 256), registers for the 8-bit kernels
+	assert perSM["rmspropFloat32"] == min(8, limits[0] // BLOCK) or registers["rmspropFloat32"] > 32
+	assert perSM["quant8Float32"] < perSM["rmspropFloat32"], "the 8-bit kernels' registers bind"
+	if capability == "7.5":
+		assert perSM["rmspropFloat32"] <= 4
