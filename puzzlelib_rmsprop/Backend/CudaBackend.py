@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import Config
 from ..Errors import BackendError, OptimizerError
-from .CudaBuild import NVCC_ENV_HINT, UnusableDevice, buildImage, chooseTarget, findNvcc
+from .CudaBuild import UnusableDevice, deviceImage
 from .CudaContext import ThreadContexts, onBackendThread
 from .CudaOccupancy import blocksPerSM
 from .PuzzleLibArrays import emptyLike, isPuzzleLibCudaArray
@@ -114,26 +114,19 @@ class CudaBackend:
 		self.deviceIndex = next(i for i in range(count) if driver.Device(i).pci_bus_id() == self.device.pci_bus_id())
 		self.smCount = self.device.get_attribute(driver.device_attribute.MULTIPROCESSOR_COUNT)
 		self.deviceName = "%s (%d SMs)" % (self.device.name(), self.smCount)
-		self._streams, self._images = [], {}
-		self.target, module = self.loadKernels()
-		self._modules = {"rmsprop.cu": module}
+		self._streams = []
+		self.target, *loaded = self.loadKernels()
+		self._modules = {"rmsprop.cu": tuple(loaded)}  # key -> (module, image): the image for the occupancy query
 
 	def loadKernels(self, source: str = "rmsprop.cu", options: Optional[tuple] = None):
-		"""(the Target built, the loaded module): every kernel of kernels/``source``, compiled for this device (with
+		"""(the Target built, the loaded module, its image): every kernel of kernels/``source``, compiled for this device (with
 		``options``, by default compileOptions()) or read from the cache."""
 		capability = self.device.compute_capability()
 		where = "CUDA device %d (%s)" % (self.deviceIndex, self.device.name())
-		try:
-			nvcc = findNvcc()
-		except BackendError as e:
-			raise UnusableDevice("%s has compute capability %d.%d, but %s: %s" % (where, capability[0], capability[1], e,
-																			   NVCC_ENV_HINT)) from e
-		target = chooseTarget(capability, nvcc, where)
 		options = compileOptions() if options is None else list(options)
-		image = buildImage((kernelDir() / source).read_text(), options, target, nvcc)
-		self._images[source if options == compileOptions() else (source, tuple(options))] = image
+		target, nvcc, image = deviceImage(capability, where, (kernelDir() / source).read_text(), options)
 		try:
-			return target, self.driver.module_from_buffer(image)
+			return target, self.driver.module_from_buffer(image), image
 		except self.driver.Error as e:
 			raise UnusableDevice("%s (compute capability %d.%d) cannot load the kernels nvcc %s built as %s %s: %s" % (
 				where, capability[0], capability[1], nvcc.version, target.kind, target.arch, e)) from e
@@ -259,8 +252,8 @@ class CudaBackend:
 		built the same way (CudaBuild: this device's SASS, or PTX, cached)."""
 		key = source if options is None else (source, tuple(options))
 		if key not in self._modules:
-			self._modules[key] = self.loadKernels(source, options)[1]
-		return self._modules[key]
+			self._modules[key] = self.loadKernels(source, options)[1:]
+		return self._modules[key][0]
 
 	@lru_cache(maxsize=None)
 	def kernel(self, name: str, signature: str, source: str = "rmsprop.cu"):
@@ -274,7 +267,7 @@ class CudaBackend:
 		"""The most blocks of kernel ``name`` resident at once: its blocks per SM by occupancy (the driver's answer,
 		from the kernel's real registers) times the SM count. A larger grid would run in uneven waves."""
 		function = self.module(source).get_function(name)
-		perSM = blocksPerSM(self.driver, self.device, function, self._images.get(source), name, BLOCK)
+		perSM = blocksPerSM(self.driver, self.device, function, self._modules[source][1], name, BLOCK)
 		return self.smCount * perSM
 
 	def gridFor(self, elements: int, itemsize: int, name: str) -> int:

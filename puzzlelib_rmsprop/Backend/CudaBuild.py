@@ -115,3 +115,15 @@ def buildImage(source: str, options: List[str], target: Target, nvcc: Nvcc) -> b
 		f.write(image)
 	os.replace(f.name, path)
 	return image
+
+
+def deviceImage(capability, where: str, source: str, options: List[str]):
+	"""(Target, Nvcc, image) of ``source`` for the device ``where`` of ``capability``; UnusableDevice where no nvcc
+	is found or it cannot target the device (chooseTarget)."""
+	try:
+		nvcc = findNvcc()
+	except BackendError as e:
+		raise UnusableDevice("%s has compute capability %d.%d, but %s: %s" % (where, capability[0], capability[1], e,
+																		   NVCC_ENV_HINT)) from e
+	target = chooseTarget(capability, nvcc, where)
+	return target, nvcc, buildImage(source, options, target, nvcc)
