@@ -219,6 +219,14 @@ def test_updates_allocate_nothing_per_step(cudaProcess, emulated, rng):
 
 
 
+def test_fill_of_8_byte_items_goes_to_the_arrays_own_fill(cuda):
+	"""No memset has 8-byte items: float64 arrays (ours, and pycuda's own) are filled by pycuda's fill kernel."""
+	import pycuda.gpuarray
+	for ary in (cuda.to_gpu(np.zeros(6, np.float64)), pycuda.gpuarray.to_gpu(np.zeros(6, np.float64))):
+		cuda.fill(ary, -0.75)
+		np.testing.assert_array_equal(ary.get(), np.full(6, -0.75))
+
+
 def test_fill_on_a_stream(cuda):
 	stream = cuda.streams(1)[0]
 	ary = cuda.zeros((9, ), np.float16)
