@@ -387,8 +387,10 @@ def test_the_build_is_cached_per_machine_and_kept_out_of_the_installed_extension
 	assert PuzzleLibArithmetic.build() == first and first.stat().st_mtime_ns == stamp
 	assert [p.name for p in first.parent.iterdir()] == [first.name], "no temporary file left behind"
 
-	setup = (Path(__file__).resolve().parent.parent / "setup.py").read_text()
-	assert "rmsprop_puzzlelib.c" not in setup and "-march=native" not in setup and "-ffast-math" not in setup
+	setupPy = Path(__file__).resolve().parent.parent / "setup.py"
+	if setupPy.is_file():  # the checkout (the installed-package suite runs a copy of tests/ alone)
+		setup = setupPy.read_text()
+		assert "rmsprop_puzzlelib.c" not in setup and "-march=native" not in setup and "-ffast-math" not in setup
 
 
 @pytest.mark.parametrize("options", [{"momentum": 0.9}, {"centered": True}, {"epsilonInSqrt": True}, {"weightDecay": 1e-4}])
