@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -109,8 +110,13 @@ def noDebris(text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-	return tmp_path_factory.mktemp("packaging")
+def work() -> Path:
+	"""A folder every user may read: the inner run's test_Checkpoint_disk runs the wheel's python as an unprivileged
+	user, who could not read a virtual environment under pytest's own (mode 0700) temporary folder."""
+	path = Path(tempfile.mkdtemp(prefix="puzzlelib_rmsprop-packaging-"))
+	path.chmod(0o755)
+	yield path
+	shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +216,16 @@ def test_installed_bench_quick(wheelVenv, work, timings):
 	assert (work / "bench" / "bandwidth.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def innerFailures(output: str) -> str:
+	"""What failed in the inner run, first: its FAILED and ERROR lines, then the start of its failures section
+	(the terminal summary's SASS listing after it would fill any tail)."""
+	lines = output.splitlines()
+	failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+	start = next((i for i, line in enumerate(lines) if re.match(r"=+ (FAILURES|ERRORS) =+$", line)), None)
+	details = "\n".join(lines[start:])[:8000] if start is not None else output[-8000:]
+	return "\n".join(failed + [details])
+
+
 def test_suite_passes_against_the_installed_wheel(wheelVenv, sdistTree, work, timings, packagingReport):
 	"""The sdist's tests/, beside no package source, run by the environment's python: only the installed package
 	can be imported (conftest checks it). They share the checkout's .cache (pycuda and PuzzleLib builds). Left
@@ -222,7 +238,7 @@ def test_suite_passes_against_the_installed_wheel(wheelVenv, sdistTree, work, ti
 	(suite / ".cache").symlink_to(ROOT / ".cache")
 
 	start = time.monotonic()
-	command = [wheelVenv / "bin" / "python", "-m", "pytest", "-rs", "-q", "-p", "no:cacheprovider",
+	command = [wheelVenv / "bin" / "python", "-m", "pytest", "-rfEs", "-q", "-p", "no:cacheprovider",
 			   "-m", "not packaging and not emulator", "tests"]
 	env = environment(PUZZLELIB_RMSPROP_EXPECT_INSTALLED_IN=str(wheelVenv))
 	result = subprocess.run([str(c) for c in command], cwd=suite, env=env, stdout=subprocess.PIPE,
@@ -232,7 +248,7 @@ def test_suite_passes_against_the_installed_wheel(wheelVenv, sdistTree, work, ti
 	lines = result.stdout.strip().splitlines()
 	packagingReport.extend("inner run: " + line for line in lines if line.startswith(("SKIPPED", "FAILED", "ERROR")))
 	packagingReport.append("inner run: " + lines[-1])
-	assert result.returncode == 0, result.stdout[-8000:]
+	assert result.returncode == 0, innerFailures(result.stdout)
 	assert re.search(r"\d+ passed", lines[-1]), result.stdout[-2000:]
 
 
