@@ -1,5 +1,6 @@
 /* The host kernels' threading, shared by rmsprop_host.c and rmsprop_host8.c: a table of rows, each with a size in
- * units (elements, or 8-bit state's blocks), split evenly over OpenMP threads; a span function does the work. */
+ * units (elements, or 8-bit state's blocks), split into chunks for the calling thread and the worker threads
+ * (host_pool.h); a span function does the work. */
 #ifndef PUZZLELIB_RMSPROP_HOST_PARALLEL_H
 #define PUZZLELIB_RMSPROP_HOST_PARALLEL_H
 

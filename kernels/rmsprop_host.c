@@ -11,17 +11,18 @@
 #include "rmsprop_update.h"
 #include "half_host.h"
 #include "host_parallel.h"
+#include "host_pool.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-/* Each thread gets at least this many elements, so a table of fewer than twice it runs on the calling thread with no
-   parallel region, and a bigger machine adds threads only as the work grows. Measured (docs/benchmarks.md): on 2
-   cores a parallel region costs about as much as updating ~20-30K float32 elements (starting and joining the team,
-   a few microseconds), so below 2 x 32K elements the second thread does not pay. */
-#define PARALLEL_MIN_PER_THREAD 32768
-/* Thread boundaries fall on 64-byte lines of float32, so no two threads share a cache line. */
+/* Each thread gets at least this many elements, so a table of fewer than twice it runs on the calling thread alone,
+   and a bigger machine adds threads only as the work grows. Measured on 2 cores (docs/benchmarks.md), back to back: a
+   second thread loses at 8K float32 elements (1.3x the time) and pays from 16K (0.8x; 4096 elements take 2 us). */
+#define PARALLEL_MIN_PER_THREAD 8192
+/* From this many elements (about 100 us of work on one core) sleeping workers are woken before the work, not after
+   it: one arriving 10-50 us late still takes a share. */
+#define WAKE_FIRST_ELEMENTS 262144
+/* Chunks per thread: a worker that comes late, or not at all, leaves its chunks to the others. */
+#define CHUNKS_PER_THREAD 4
+/* Chunk boundaries fall on 64-byte lines of float32, so no two threads share a cache line. */
 #define SPLIT_ALIGN 16
 
 
@@ -99,10 +100,7 @@ ISA_CLONES static void nonFiniteSpan(const void *row, int64_t start, int64_t n, 
 	}
 
 	if (found)
-	{
-		#pragma omp atomic write
-		*args->nonFinite = 1;
-	}
+		__atomic_store_n(args->nonFinite, 1, __ATOMIC_RELAXED);
 }
 
 
@@ -125,16 +123,22 @@ static void applyRange(const Table *t, int64_t begin, int64_t end, SpanFn span, 
 
 int rmspropHostMaxThreads(void)
 {
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
+	return poolDefaultThreads();
 }
 
 
-/* Splits the table's units (elements, or 8-bit state's blocks) evenly over the threads (one dtype per call, so
-   evenly by bytes too). */
+typedef struct { const Table *t; SpanFn span; const SpanArgs *args; int64_t total, chunk; } Split;
+
+static void runChunk(int64_t c, void *context)
+{
+	const Split *s = (const Split *)context;
+	int64_t begin = c * s->chunk, end = begin + s->chunk < s->total ? begin + s->chunk : s->total;
+	applyRange(s->t, begin, end, s->span, s->args);
+}
+
+
+/* Splits the table's units (elements, or 8-bit state's blocks) into equal chunks for the calling thread and the
+   pool's workers (one dtype per call, so equal by bytes too). */
 void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int threads)
 {
 	int64_t total = 0, align = t->unit > 1 ? 1 : SPLIT_ALIGN;
@@ -152,17 +156,10 @@ void parallelApply(const Table *t, SpanFn span, const SpanArgs *args, int thread
 		return;
 	}
 
-#ifdef _OPENMP
-	#pragma omp parallel num_threads(threads)
-	{
-		int64_t id = omp_get_thread_num(), nt = omp_get_num_threads();
-		int64_t begin = (total * id / nt) / align * align;
-		int64_t end = id == nt - 1 ? total : (total * (id + 1) / nt) / align * align;
-		applyRange(t, begin, end, span, args);
-	}
-#else
-	applyRange(t, 0, total, span, args);
-#endif
+	int64_t chunks = (int64_t)threads * CHUNKS_PER_THREAD;
+	int64_t chunk = ((total + chunks - 1) / chunks + align - 1) / align * align;
+	Split split = {t, span, args, total, chunk};
+	poolRun((total + chunk - 1) / chunk, threads - 1, runChunk, &split, total * t->unit >= WAKE_FIRST_ELEMENTS);
 }
 
 

@@ -26,5 +26,5 @@ deviceIdx: Optional[int] = None
 #: this modulo the visible devices (one device per rank). None outside a grid.
 localRank: Optional[int] = None
 
-#: Threads for the CPU kernels; 0 means all the cores OpenMP sees.
+#: Threads for the CPU kernels; 0 means OMP_NUM_THREADS where set, else every core this process may run on.
 cpuThreads: int = 0

@@ -190,7 +190,7 @@ class Optimizer:
 			logger.warning("update %d skipped: a gradient holds inf or NaN (%d skipped so far)", self.t + 1, self.skippedSteps)
 			return
 
-		self.t += 1
+		object.__setattr__(self, "t", self.t + 1)  # a checked integer plus one: no rule to run on the hot path
 		self.layout.step(pending, backend, useStreams, sync)
 
 		for name in self.customVars:

@@ -35,6 +35,8 @@ def _name(value) -> str:
 
 #: RMSProp's options PuzzleLib's kernel has no counterpart of: refused with arithmetic="puzzlelib"
 PUZZLELIB_LACKS = ("momentum", "centered", "epsilonInSqrt", "initialMs", "weightDecay", "stateDtype")
+#: the attributes flavour() is made of: assigning one forgets the cached Flavour
+FLAVOUR_INPUTS = frozenset(("factor", "epsilon", "weightDecay", "centered", "epsilonInSqrt", "momentum", "arithmetic"))
 
 
 class RMSProp(Optimizer):
@@ -143,6 +145,8 @@ class RMSProp(Optimizer):
 		if self.__dict__.get("arithmetic") == "puzzlelib" and name in PUZZLELIB_LACKS:  # later, as at construction
 			checkArithmetic(type(self).__name__, "puzzlelib", {name: value})
 		super().__setattr__(name, value)
+		if name in FLAVOUR_INPUTS:
+			self.__dict__.pop("_flavour", None)
 
 	@property
 	def puzzlelibFlavour(self) -> bool:
@@ -181,7 +185,11 @@ class RMSProp(Optimizer):
 					  self.momentum * var.momRate, self.flavour(), stream=stream)
 
 	def flavour(self) -> Flavour:
-		"""The options as the flavour kernels take them."""
-		return flavourOf(self.factor, self.epsilon, self.weightDecay, self.centered, self.epsilonInSqrt,
-						 MOMENTUM_TORCH if self.momentum > 0.0 else MOMENTUM_NONE, ARITHMETIC[self.arithmetic])
+		"""The options as the flavour kernels take them (built once per change of an option: this runs every step)."""
+		flavour = self.__dict__.get("_flavour")
+		if flavour is None:
+			flavour = flavourOf(self.factor, self.epsilon, self.weightDecay, self.centered, self.epsilonInSqrt,
+								MOMENTUM_TORCH if self.momentum > 0.0 else MOMENTUM_NONE, ARITHMETIC[self.arithmetic])
+			object.__setattr__(self, "_flavour", flavour)
+		return flavour
 

@@ -100,7 +100,7 @@ class CpuBackend:
 		self.kernels = _cpukernels
 		self.deviceName = "%s, %d threads%s" % (
 			cpuModel(), _cpukernels.maxThreads(),
-			"" if _cpukernels.openmp() else " (built without OpenMP)"
+			"" if _cpukernels.threaded() else " (built without threads)"
 		)
 
 	to_gpu, empty, zeros, GPUArray = staticmethod(to_gpu), staticmethod(empty), staticmethod(zeros), GPUArray

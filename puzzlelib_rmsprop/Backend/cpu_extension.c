@@ -5,6 +5,7 @@
 #include <Python.h>
 #include <string.h>
 
+#include "host_pool.h"
 #include "rmsprop_host.h"
 
 
@@ -199,14 +200,10 @@ static PyObject *maxThreads(PyObject *self, PyObject *unused)
 }
 
 
-static PyObject *openmp(PyObject *self, PyObject *unused)
+static PyObject *threaded(PyObject *self, PyObject *unused)
 {
 	(void)self; (void)unused;
-#ifdef _OPENMP
-	Py_RETURN_TRUE;
-#else
-	Py_RETURN_FALSE;
-#endif
+	return PyBool_FromLong(poolThreaded());
 }
 
 
@@ -218,7 +215,7 @@ static PyMethodDef methods[] = {
 	{"dequantize", (PyCFunction)(void (*)(void))dequantize, METH_FASTCALL, "float32 values of 8-bit codes and block scales."},
 	{"nonFinite", (PyCFunction)(void (*)(void))nonFinite, METH_FASTCALL, "Whether any grad in the table is inf or NaN."},
 	{"maxThreads", maxThreads, METH_NOARGS, "Threads the kernels use by default."},
-	{"openmp", openmp, METH_NOARGS, "Whether the kernels were built with OpenMP."},
+	{"threaded", threaded, METH_NOARGS, "Whether the kernels can start worker threads (POSIX threads)."},
 	{NULL, NULL, 0, NULL}
 };
 

@@ -18,9 +18,9 @@ from ..Backend.kernelSource import kernelDir
 from ..Errors import BackendError
 
 CACHE_ENV = "PUZZLELIB_RMSPROP_BENCH_CACHE"
-HOST_SOURCES = ("bench_host.c", "rmsprop_host.c")
+HOST_SOURCES = ("bench_host.c", "rmsprop_host.c", "host_pool.c")
 # as setup.py builds the host kernels (the references need no more than the same threads and vectorization)
-HOST_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-std=c11", "-shared", "-fPIC"]
+HOST_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-std=c11", "-pthread", "-shared", "-fPIC"]
 TRAFFIC_LIMIT, TRAFFIC_TRIAD = 0, 1
 
 
@@ -39,7 +39,7 @@ def _compiler() -> str:
 
 @lru_cache(maxsize=None)
 def hostLibrary() -> ctypes.CDLL:
-	"""The host references, built once per set of sources (with OpenMP where the compiler has it)."""
+	"""The host references, built once per set of sources."""
 	directory = kernelDir()
 	digest = hashlib.sha256(" ".join(HOST_FLAGS).encode())
 	for path in [directory / name for name in HOST_SOURCES] + sorted(directory.glob("*.h")):
@@ -52,9 +52,7 @@ def hostLibrary() -> ctypes.CDLL:
 			library = Path(work) / target.name
 			command = [_compiler(), *HOST_FLAGS, "-I", str(directory), "-o", str(library),
 					   *[str(directory / name) for name in HOST_SOURCES]]
-			result = subprocess.run(command + ["-fopenmp"], capture_output=True, text=True)
-			if result.returncode != 0:
-				result = subprocess.run(command, capture_output=True, text=True)
+			result = subprocess.run(command, capture_output=True, text=True)
 			if result.returncode != 0:
 				raise BackendError("building the benchmark's host references failed:\n%s" % result.stderr[-2000:])
 			os.replace(library, target)

@@ -71,3 +71,17 @@ def test_traffic_limit_reads_three_writes_two():
 	backend, t = table(arrays)
 	referenceKernels.traffic(backend, t, kind=1)
 	np.testing.assert_array_equal(arrays[0].get(), host[1] + np.float32(1.0001) * host[2])
+
+
+def test_thread_benchmark_prints_every_size_and_situation():
+	"""``python -m puzzlelib_rmsprop.bench.threads`` on the CPU backend (a functional check: no timing asserted)."""
+	import os
+	import re
+	import subprocess
+	result = subprocess.run([sys.executable, "-m", "puzzlelib_rmsprop.bench.threads", "--rounds", "1", "--max-elements", "70000"],
+							capture_output=True, text=True, timeout=300, env=dict(os.environ, PUZZLELIB_RMSPROP_BACKEND="cpu"))
+	assert result.returncode == 0, result.stderr[-3000:]
+	rows = re.findall(r"^ +(\d+)  (back to back|after a GEMM|after a sleep) +([\d.]+) +([\d.]+) +([\d.]+)$", result.stdout, re.M)
+	assert [int(r[0]) for r in rows[::3]] == [4096, 8192, 16384, 32768, 65536], result.stdout
+	assert all(float(one) > 0 and float(every) > 0 and abs(float(every) / float(one) - float(ratio)) < 0.01 + 0.01 * float(ratio)
+			   for _, _, one, every, ratio in rows), result.stdout
