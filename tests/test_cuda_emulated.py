@@ -19,15 +19,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE / "cuda_emu"))
 import build  # noqa: E402
+from suites import REFERENCE_SUITES  # noqa: E402
 from conftest import requireTool  # noqa: E402
 
 pytestmark = pytest.mark.emulator
 
-REFERENCE_SUITES = ["tests/test_RMSProp.py", "tests/test_Optimizer.py", "tests/test_flavours.py", "tests/test_Checkpoint.py",
-					"tests/test_Guarantees.py", "tests/test_puzzlelib_parity.py", "tests/test_demo.py", "tests/Backend",
-					"tests/test_Quantized8.py", "tests/test_Quantized8_training.py", "tests/test_replaced_arrays.py",
-					"tests/test_puzzlelib_layout.py", "tests/test_drop_in.py",
-					"tests/test_arithmetic_puzzlelib.py"]
 BACKEND_TESTS = ["tests/Backend/test_CudaBackend.py", "tests/cuda_emu/test_driver.py", "tests/test_puzzlelib_cuda_arrays.py"]
 
 #: the only skips a rerun may report, each with why it is right on the emulated CUDA backend; any other skip fails

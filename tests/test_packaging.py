@@ -229,8 +229,9 @@ def innerFailures(output: str) -> str:
 def test_suite_passes_against_the_installed_wheel(wheelVenv, sdistTree, work, timings, packagingReport):
 	"""The sdist's tests/, beside no package source, run by the environment's python: only the installed package
 	can be imported (conftest checks it). They share the checkout's .cache (pycuda and PuzzleLib builds). Left
-	out: this module, and the emulated-GPU runs (marker ``emulator``: minutes of the same code under coverage of
-	the checkout's sources, which the installed package does not change)."""
+	out: this module, the emulated-GPU runs (marker ``emulator``: minutes of the same code under coverage of
+	the checkout's sources, which the installed package does not change) and the reruns in other file orders
+	(marker ``order``: the same tests again)."""
 	suite = work / "suite"
 	shutil.copytree(sdistTree / "tests", suite / "tests")
 	shutil.copy(sdistTree / "pyproject.toml", suite / "pyproject.toml")  # pytest's markers
@@ -239,7 +240,7 @@ def test_suite_passes_against_the_installed_wheel(wheelVenv, sdistTree, work, ti
 
 	start = time.monotonic()
 	command = [wheelVenv / "bin" / "python", "-m", "pytest", "-rfEs", "-q", "-p", "no:cacheprovider",
-			   "-m", "not packaging and not emulator", "tests"]
+			   "-m", "not packaging and not emulator and not order", "tests"]
 	env = environment(PUZZLELIB_RMSPROP_EXPECT_INSTALLED_IN=str(wheelVenv))
 	result = subprocess.run([str(c) for c in command], cwd=suite, env=env, stdout=subprocess.PIPE,
 							stderr=subprocess.STDOUT, text=True, timeout=600)
