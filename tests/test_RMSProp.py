@@ -91,6 +91,29 @@ def test_multiplier_changed_between_steps(useGlobalState, rng):
 		np.testing.assert_array_equal(bag.getVar(name).data.get(), expected[name])
 
 
+@pytest.mark.parametrize("useGlobalState", [False, True])
+def test_options_changed_between_steps(useGlobalState, rng):
+	"""factor, epsilon, weightDecay and epsilonInSqrt assigned between steps take effect at the next step (the
+	flavour the kernels get is cached per change of an option): every step against the flavour reference."""
+	from reference import flavourStep
+
+	bag = ParamBag({"w": ((300, ), np.float32)}, rng=rng)
+	opt = RMSProp(learnRate=1e-2)
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+	expected, ms = bag.getVar("w").data.get(), np.zeros(300, np.float32)
+
+	changes = [{}, {"factor": 0.5}, {"epsilon": 1e-2}, {}, {"weightDecay": 0.1}, {"epsilonInSqrt": True},
+			   {"factor": 0.99, "weightDecay": 0.0}, {"epsilonInSqrt": False}]
+	for change in changes:
+		for name, value in change.items():
+			setattr(opt, name, value)
+		grads = randomGrads(bag, rng)
+		opt.update()
+		expected, ms, _, _ = flavourStep(expected, grads["w"], ms, None, None, 1e-2, 0.0, opt.factor, opt.epsilon,
+										 weightDecay=opt.weightDecay, epsilonInSqrt=opt.epsilonInSqrt)
+		np.testing.assert_array_equal(bag.getVar("w").data.get(), expected, err_msg="after %r" % change)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_global_equals_local(dtype):
 	results = []
