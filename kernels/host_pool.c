@@ -44,6 +44,13 @@ int poolDefaultThreads(void)
 }
 
 
+static void runAlone(int64_t chunks, ChunkFn fn, void *context)
+{
+	for (int64_t c = 0; c < chunks; c++)
+		fn(c, context);
+}
+
+
 #ifdef POOL_PTHREADS
 
 #define MAX_WORKERS 255
@@ -150,13 +157,6 @@ static void *workerMain(void *arg)
 		pthread_mutex_lock(&poolLock);
 	}
 	return NULL;
-}
-
-
-static void runAlone(int64_t chunks, ChunkFn fn, void *context)
-{
-	for (int64_t c = 0; c < chunks; c++)
-		fn(c, context);
 }
 
 
@@ -303,8 +303,7 @@ int poolThreaded(void)
 void poolRun(int64_t chunks, int helpers, ChunkFn fn, void *context, int large)
 {
 	(void)helpers, (void)large;
-	for (int64_t c = 0; c < chunks; c++)
-		fn(c, context);
+	runAlone(chunks, fn, context);
 }
 
 

@@ -3,6 +3,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,16 @@ def randomGrads(bag, rng):
 
 def snapshot(bag):
 	return {name: var.data.get() for name, var in bag.vars.items()}
+
+
+def runTestFiles(files, timeout: float = 900) -> str:
+	"""Runs pytest on ``files`` in that order, in one child process from the checkout's root (no plugin reorders
+	them); fails with the end of its output unless every test passed. Returns its summary line."""
+	result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *files],
+							cwd=Path(__file__).resolve().parents[1], env=dict(os.environ, PYTEST_ADDOPTS=""),
+							capture_output=True, text=True, timeout=timeout)
+	assert result.returncode == 0, "files %s:\n%s\n%s" % (files, result.stdout[-5000:], result.stderr[-2000:])
+	return result.stdout.strip().splitlines()[-1]
 
 
 def runMpiJob(command, limit: float) -> subprocess.CompletedProcess:

@@ -2,15 +2,13 @@
 checks run in one process with their files reversed, and shuffled (a fixed seed, so a failure reproduces): state that
 one file leaves behind in the process (the floating-point mode, the selected backend, the kernels' worker threads,
 memoized kernels and tables) must not change another file's results. The normal run takes them alphabetically."""
-import os
 import random
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import runTestFiles
 from suites import REFERENCE_SUITES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +23,5 @@ pytestmark = pytest.mark.order
 def test_reference_suites_pass_in_another_file_order(order):
 	files = FILES[::-1] if order == "reversed" else random.Random(SEED).sample(FILES, len(FILES))
 	assert sorted(files) == FILES and files != FILES
-	result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files], cwd=ROOT,
-							env=dict(os.environ, PYTEST_ADDOPTS=""), capture_output=True, text=True, timeout=900)
-	assert result.returncode == 0, "order %s:\n%s\n%s" % (files, result.stdout[-5000:], result.stderr[-2000:])
-	assert re.search(r"^\d+ passed(, \d+ skipped)? in", result.stdout.strip().splitlines()[-1]), result.stdout[-2000:]
+	summary = runTestFiles(files)
+	assert re.search(r"^\d+ passed(, \d+ skipped)? in", summary), summary

@@ -2,6 +2,7 @@
 for bit (chunk boundaries inside tensors and between them, jobs large enough to wake the workers first), several
 Python threads may update at once, and a forked child updates with threads of its own. Each check runs in a child
 process on the CPU backend, so a deadlock or a crash fails the test (timeout) instead of ending the run."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,7 @@ SPECS = {
 
 def runChild(code: str, timeout: float = 300) -> str:
 	result = subprocess.run([sys.executable, "-c", PRELUDE + code], capture_output=True, text=True, timeout=timeout,
-							env={**__import__("os").environ, "PUZZLELIB_RMSPROP_BACKEND": "cpu"})
+							env=dict(os.environ, PUZZLELIB_RMSPROP_BACKEND="cpu"))
 	assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 	return result.stdout
 

@@ -15,18 +15,14 @@ losses as above (measured 0.5; numpy 2.4.6). A wrong sign, epsilon placement, fa
 about a full step (1e-3): thousands of those ulps at step 1.
 """
 import importlib.util
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
 import puzzlelib_oracle
-from conftest import flushToZero
+from conftest import flushToZero, runTestFiles
 from puzzlelib_rmsprop import OptimizerError, RMSProp, RMSPropGraves, WeightDecay
 from puzzlelib_rmsprop.Backend import getBackend, gpuarray
 
@@ -242,15 +238,12 @@ def test_puzzlelib_kernels_flush_denormals_and_ours_do_not(puzzlelib):
 def test_denormal_suites_pass_after_puzzlelib(puzzlelib):
 	"""The order that once failed: PuzzleLib's kernels first, then the suites whose inputs include float32
 	denormals (hypothesis draws them; test_Quantized8 feeds them), in one process, in both file orders."""
-	root = Path(__file__).resolve().parents[1]
 	files = ["tests/test_puzzlelib_parity.py::test_one_step_from_the_same_state",
 			 "tests/test_Guarantees.py::test_property_optimizer_against_reference",
 			 "tests/test_Quantized8.py::test_codes_match_the_independent_reference"]
 	for order in (files, files[::-1]):
-		result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *order],
-								cwd=root, env=dict(os.environ, PYTEST_ADDOPTS=""), capture_output=True, text=True, timeout=600)
-		assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-		assert re.search(r"^\d+ passed in", result.stdout.strip().splitlines()[-1]), result.stdout[-2000:]
+		summary = runTestFiles(order, timeout=600)
+		assert re.search(r"^\d+ passed in", summary), summary
 
 
 def onOurBackend(kernelCall, *cpuArrays):
