@@ -1,8 +1,9 @@
 /* Multi-tensor bookkeeping for the CUDA kernels, apart from the math (apex's multi_tensor_apply idea).
  * A functor F states only the per-element update: F(float &param, float grad, float &ms, float learnRate).
- * This file walks the table rows with a grid-stride loop, 64-bit indices and 16-byte packets
- * (4 floats, or 8 halves / bfloat16s); a scalar head brings the pointers to 16-byte alignment and a scalar tail
- * finishes the row. Rows whose three pointers are misaligned differently take the scalar path whole.
+ * This file deals the table's units to the threads (visitRows: each thread reads only its own rows), with 64-bit
+ * indices and 16-byte packets (4 floats, or 8 halves / bfloat16s); a scalar head brings the pointers to 16-byte
+ * alignment and a scalar tail finishes the row. Rows whose three pointers are misaligned differently take the
+ * scalar path whole.
  */
 #ifndef PUZZLELIB_RMSPROP_MULTI_TENSOR_APPLY_CUH
 #define PUZZLELIB_RMSPROP_MULTI_TENSOR_APPLY_CUH
@@ -38,10 +39,17 @@ static __device__ __forceinline__ uint4 loadPacket(const uint4 *ptr)
 #endif
 }
 
+/* A 128-bit global store, written out for the same reason: in the 8-bit kernel, whose rows the threads find
+   themselves, NVVM split one of a lane's two plain uint4 stores into four 32-bit ones (seen in sm_75's SASS). */
 static __device__ __forceinline__ void storePacket(uint4 *ptr, const uint4 &v)
 {
+#ifdef __CUDA_ARCH__
+	asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};"
+		:: "l"(ptr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+#else
 	HOST_SHIM_CHECK_ALIGNED(ptr, 16, "packet store");
 	*ptr = v;
+#endif
 }
 
 template <typename T> struct Packet;
@@ -171,16 +179,165 @@ __device__ __forceinline__ void applyPacket(const TensorEntry &e, long long i, c
 }
 
 
+/* ---- Which rows a thread reads ----
+ * A launch's work is a flat list of units, row after row; a row's firstUnit counts the units of the rows before it
+ * (the Python side fills it). Thread (or warp) r takes units r, r + stride, ...: it finds the row of its first unit
+ * by a binary search over firstUnit, works through that row, and searches again from the next row only when it
+ * steps past the row's end. So a thread reads the rows it works on and about log2(count) probes for each, never
+ * every row of the table, and consecutive threads take consecutive units whatever the rows' sizes. */
+
+template <typename Row>
+__device__ __forceinline__ long long firstUnitOf(const Row *table, int k)
+{
+	HOST_SHIM_TRACE(rows);
+	return table[k].firstUnit;
+}
+
+/* The last row in [lo, count) whose first unit is at most u (row lo's is), given the launch's total. The first probe interpolates between them (exact when the rows have equal sizes, as a model's many small
+   tensors often do), then galloping from it brackets the row and bisection finds it: a probe or two for even rows,
+   about 2 log2(distance) for others. */
+template <typename Row>
+__device__ __forceinline__ int rowOfUnit(const Row *table, int lo, int count, long long u, long long total)
+{
+	int hi = count - 1;
+	long long loFirst = lo > 0 ? firstUnitOf(table, lo) : 0;
+	int guess = lo + (int)((float)(u - loFirst) / (float)(total - loFirst) * (float)(count - lo));
+	guess = max(lo, min(hi, guess));
+
+	if (firstUnitOf(table, guess) <= u)
+		for (int step = 1, probe; (lo = guess) < hi; step *= 2, guess = probe)
+		{
+			probe = min(hi, guess + step);
+			if (firstUnitOf(table, probe) > u)
+			{
+				hi = probe - 1;
+				break;
+			}
+		}
+	else
+		for (int step = 1, probe; lo < (hi = guess - 1); step *= 2, guess = probe)
+		{
+			probe = max(lo, hi - step + 1);
+			if (firstUnitOf(table, probe) <= u)
+			{
+				lo = probe;
+				break;
+			}
+		}
+
+	while (lo < hi)
+	{
+		int mid = lo + (hi - lo + 1) / 2;
+		if (firstUnitOf(table, mid) <= u)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+/* visit(row, j, n) for every row holding units of this thread, which are the row's units j, j + stride, ... below
+   n = units(row) (each row has at least one); the thread's units are rank, rank + stride, ... of the launch. visit
+   returns the first of them it did not take (at least n). Nothing of the search stays live across a visit (the
+   launch's total is read again after it), which keeps the visits' loops in as few registers as before the search. */
+template <typename Row, typename Units, typename Visit>
+__device__ __forceinline__ void visitRows(const Row *table, int count, long long rank, const Units &units,
+										  const Visit &visit)
+{
+	if (count <= 0)
+		return;
+	auto total = [&] {
+		HOST_SHIM_TRACE(rows);
+		return table[count - 1].firstUnit + units(table[count - 1]);
+	};
+
+	long long all;
+	for (int k = 0; rank < (all = total()); k++)
+	{
+		k = rowOfUnit(table, k, count, rank, all);
+		HOST_SHIM_TRACE(rows);
+		const Row e = table[k];
+		rank = e.firstUnit + visit(e, rank - e.firstUnit, units(e));
+	}
+}
+
+
+/* The units of a TensorEntry row: one per 16-byte packet, plus one for the scalar head that brings the pointers to
+   16 bytes and one for the scalar tail; rows whose pointers are misaligned differently take W scalars a unit. Both
+   fit in size / W rounded up, plus one (the Python side's count, Backend/TensorTable.py). */
+template <typename T>
+__device__ __forceinline__ long long rowUnits(const TensorEntry &e)
+{
+	return (e.size + Packet<T>::width - 1) / Packet<T>::width + 1;
+}
+
+/* Whether a row's three pointers share their offset from 16 bytes (else it takes the scalar path whole), and its
+   scalar head: the elements before the first 16-byte boundary. */
+template <typename T>
+__device__ __forceinline__ bool packetRow(const TensorEntry &e, long long &head)
+{
+	unsigned long long mis = (unsigned long long)e.param % 16;
+	head = min(e.size, (long long)(((16 - mis) % 16) / sizeof(T)));
+	return mis == (unsigned long long)e.grad % 16 && mis == (unsigned long long)e.ms % 16;
+}
+
+/* Units j, j + stride, ... of a row (rowUnits), each either a packet or scalars. In a row on the packet grid unit 0
+   is the scalar head and tail (the elements before the first 16-byte boundary and after the last whole packet) and
+   units 1 to P the packets; in a row off it, unit j takes elements j, j + n, ... (n units: at most W elements each,
+   consecutive threads on consecutive elements). scalar(i) and packet(i) do element i's work; one call site each
+   keeps the kernel in few registers. Returns the first of those units past the row (visitRows' next unit). */
+template <typename T, typename Scalar, typename Packet_>
+__device__ __forceinline__ long long rowUnitsOf(const TensorEntry &e, long long j, long long stride, const Scalar &scalar,
+												const Packet_ &packet)
+{
+	const int W = Packet<T>::width;
+	long long n = rowUnits<T>(e), head;
+	bool aligned = packetRow<T>(e, head);
+	long long packets = aligned ? (e.size - head) / W : 0;
+
+	for (; j < n; j += stride)
+	{
+		if (aligned && j > 0)
+		{
+			if (j <= packets)
+				packet(head + (j - 1) * W);
+			continue;
+		}
+		long long step = aligned ? 1 : n, gapAt = aligned ? head : e.size;
+		#pragma unroll 1
+		for (long long i = j; i < e.size; i += step)
+		{
+			if (i == gapAt)
+				i += packets * W;  /* past the packets, to the tail */
+			if (i < e.size)
+				scalar(i);
+		}
+	}
+	return j;
+}
+
+
+/* The update over a table of many rows: each thread finds the rows of its units (visitRows). */
+template <typename T, typename F>
+__device__ __forceinline__ void multiTensorApply(const TensorEntry *table, int count, const F &f)
+{
+	long long rank = (long long)blockIdx.x * blockDim.x + threadIdx.x, nthreads = (long long)gridDim.x * blockDim.x;
+
+	auto units = [](const TensorEntry &e) { return rowUnits<T>(e); };
+	visitRows(table, count, rank, units, [&](const TensorEntry &e, long long j, long long) {
+		return rowUnitsOf<T>(e, j, nthreads, [&](long long i) { applyScalar<T>(e, i, f); },
+							 [&](long long i) { applyPacket<T>(e, i, f); });
+	});
+}
+
+/* One row's elements over all threads, from thread ``rank`` on: the scalar head, the packets, the scalar tail. */
 template <typename T, typename F>
 __device__ __forceinline__ void applyRow(const TensorEntry &e, long long rank, long long nthreads, const F &f)
 {
 	const int W = Packet<T>::width;
-	unsigned long long mis = (unsigned long long)e.param % 16;
-
-	long long head = e.size;
-	if (mis == (unsigned long long)e.grad % 16 && mis == (unsigned long long)e.ms % 16)
-		head = min(e.size, (long long)(((16 - mis) % 16) / sizeof(T)));
-
+	long long head;
+	if (!packetRow<T>(e, head))
+		head = e.size;
 	long long packets = (e.size - head) / W, tail = head + packets * W;
 
 	for (long long i = rank; i < head; i += nthreads)
@@ -193,17 +350,20 @@ __device__ __forceinline__ void applyRow(const TensorEntry &e, long long rank, l
 		applyScalar<T>(e, i, f);
 }
 
-
+/* The update over a table of a few rows (CudaBackend.FEW_ROWS): every thread walks every row. The row is then the
+   same for the whole grid, so it lives in uniform registers and the kernel in fewer registers than the search
+   (sm_90: 32 against 57, a full wave of 8 blocks per SM instead of 4). Each row starts at a block of its own
+   (firstUnit / blockDim), so a few small rows still spread over the grid. */
 template <typename T, typename F>
-__device__ __forceinline__ void multiTensorApply(const TensorEntry *table, int count, const F &f)
+__device__ __forceinline__ void multiTensorApplyFew(const TensorEntry *table, int count, const F &f)
 {
 	long long nthreads = (long long)gridDim.x * blockDim.x;
 
 	for (int k = 0; k < count; k++)
 	{
-		TensorEntry e = table[k];
-		/* rotate the blocks per row so that many small rows spread over the grid, not all onto block 0 */
-		long long block = ((long long)blockIdx.x + e.blockOffset) % gridDim.x;
+		HOST_SHIM_TRACE(rows);
+		const TensorEntry e = table[k];
+		long long block = ((long long)blockIdx.x + e.firstUnit / blockDim.x) % gridDim.x;
 		applyRow<T>(e, block * blockDim.x + threadIdx.x, nthreads, f);
 	}
 }

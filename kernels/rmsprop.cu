@@ -22,9 +22,15 @@ struct RMSPropFunctor
 };
 
 
+/* Two kernels a dtype: NAME for tables of a few rows (multiTensorApplyFew), NAME##Rows for the others. */
 #define RMSPROP_KERNEL(NAME, T) \
 extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK) \
 NAME(const TensorEntry *table, int count, RMSPropFlavour f) \
+{ \
+	multiTensorApplyFew<T>(table, count, RMSPropFunctor{f.factor, f.epsilon}); \
+} \
+extern "C" __global__ void __launch_bounds__(RMSPROP_BLOCK) \
+NAME##Rows(const TensorEntry *table, int count, RMSPropFlavour f) \
 { \
 	multiTensorApply<T>(table, count, RMSPropFunctor{f.factor, f.epsilon}); \
 }
@@ -34,21 +40,20 @@ RMSPROP_KERNEL(rmspropFloat16, __half)
 RMSPROP_KERNEL(rmspropBfloat16, __nv_bfloat16)
 
 
-/* The flavours (RMSProp options, RMSPropGraves): a scalar grid-stride loop over every row, parameters of type
-   P and states of type S (float32 states for 16-bit parameters with stateDtype), math in float32. */
+/* The flavours (RMSProp options, RMSPropGraves): one element a unit (visitRows), parameters of type P and states
+   of type S (float32 states for 16-bit parameters with stateDtype), math in float32. */
 template <typename P, typename S>
 __device__ __forceinline__ void flavourRows(const FlavourEntry *table, int count, const RMSPropFlavour &f)
 {
-	long long nthreads = (long long)gridDim.x * blockDim.x;
+	long long rank = (long long)blockIdx.x * blockDim.x + threadIdx.x, nthreads = (long long)gridDim.x * blockDim.x;
+	auto units = [](const FlavourEntry &e) { return e.size; };
 
-	for (int k = 0; k < count; k++)
-	{
-		FlavourEntry e = table[k];
+	visitRows(table, count, rank, units, [&](const FlavourEntry &e, long long i, long long n) {
 		P *param = (P *)e.param;
 		const P *grad = (const P *)e.grad;
 		S *ms = (S *)e.ms, *mg = (S *)e.mg, *mom = (S *)e.mom;
 
-		for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < e.size; i += nthreads)
+		for (; i < n; i += nthreads)
 		{
 			float p = Packet<P>::load(param[i]), m = Packet<S>::load(ms[i]);
 			float a = mg ? Packet<S>::load(mg[i]) : 0.0f, d = mom ? Packet<S>::load(mom[i]) : 0.0f;
@@ -60,7 +65,8 @@ __device__ __forceinline__ void flavourRows(const FlavourEntry *table, int count
 			if (mom)
 				mom[i] = Packet<S>::store(d);
 		}
-	}
+		return i;
+	});
 }
 
 #define FLAVOUR_KERNEL(NAME, P, S) \
@@ -77,19 +83,22 @@ FLAVOUR_KERNEL(flavourBfloat16, __nv_bfloat16, __nv_bfloat16)
 FLAVOUR_KERNEL(flavourBfloat16State32, __nv_bfloat16, float)
 
 
-/* Sets *flag if any grad of the table is inf or NaN (skipNonFinite); reads the grads only. */
+/* Sets *flag if any grad of the table is inf or NaN (skipNonFinite); reads the grads only, unit by unit as the
+   update does. */
 template <typename T>
 __device__ __forceinline__ void flagNonFinite(const TensorEntry *table, int count, int *flag)
 {
-	long long nthreads = (long long)gridDim.x * blockDim.x;
+	long long rank = (long long)blockIdx.x * blockDim.x + threadIdx.x, nthreads = (long long)gridDim.x * blockDim.x;
+	auto units = [](const TensorEntry &e) { return rowUnits<T>(e); };
 	bool found = false;
 
-	for (int k = 0; k < count; k++)
-	{
-		const T *grad = (const T *)table[k].grad;
-		for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < table[k].size; i += nthreads)
-			found |= !isfinite(Packet<T>::load(grad[i]));
-	}
+	visitRows(table, count, rank, units, [&](const TensorEntry &e, long long j, long long) {
+		auto check = [&](long long i) { found |= !isfinite(Packet<T>::load(((const T *)e.grad)[i])); };
+		return rowUnitsOf<T>(e, j, nthreads, check, [&](long long i) {
+			for (int w = 0; w < Packet<T>::width; w++)
+				check(i + w);
+		});
+	});
 
 	if (found)
 		*flag = 1;

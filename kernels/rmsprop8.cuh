@@ -2,7 +2,8 @@
  * elements, 8 per lane: params and grads come in 128-bit packets (two per lane for float32, one for 16-bit), codes
  * in one 64-bit word per state. After the update the block's new absolute maximum is reduced over the warp with
  * shuffles (as unsigned float bits: a NaN wins, as on the host), lane 0 stores the scale and every lane its codes.
- * The blocks of all rows are dealt to the warps round-robin, so many small tensors still spread over the grid.
+ * The blocks of all rows are dealt to the warps in turn (visitRows), so many small tensors still spread over the
+ * grid and a warp reads only the rows of its blocks.
  * Included by rmsprop.cu; the per-element math is rmsprop_update.h's and quantize8.h's.
  */
 #ifndef PUZZLELIB_RMSPROP8_CUH
@@ -168,25 +169,22 @@ __device__ __forceinline__ void quant8Block(const Quant8Entry &e, long long b, i
 	}
 }
 
+/* One warp a block of QUANT8_BLOCK elements: a unit of visitRows is one block, dealt to the warps in turn. */
 template <typename P>
 __device__ __forceinline__ void quant8Rows(const Quant8Entry *table, int count, const RMSPropFlavour &flavour)
 {
 	long long warps = (long long)gridDim.x * blockDim.x / 32;
 	long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
 	int lane = threadIdx.x % 32;
+	auto units = [](const Quant8Entry &e) { return e.blocks; };
 
-	for (int k = 0; k < count; k++)
-	{
-		const Quant8Entry e = table[k];
-		bool hasMg = e.codes[1] != NULL, hasMom = e.codes[2] != NULL;
-		bool aligned = quant8Aligned(e);
-
+	visitRows(table, count, warp, units, [&](const Quant8Entry &e, long long b, long long n) {
+		bool hasMg = e.codes[1] != NULL, hasMom = e.codes[2] != NULL, aligned = quant8Aligned(e);
 		RMSPropFlavour f = quant8Flavour(flavour, hasMg, hasMom);
-
-		/* block b of this row is block firstBlock + b of the launch, taken by warp (firstBlock + b) % warps */
-		for (long long b = (warp + warps - e.firstBlock % warps) % warps; b < e.blocks; b += warps)
+		for (; b < n; b += warps)
 			quant8Block<P>(e, b, lane, aligned, hasMg, hasMom, f);
-	}
+		return b;
+	});
 }
 
 #define QUANT8_KERNEL(NAME, P) \

@@ -1,6 +1,9 @@
 /* One row of a multi-tensor table: three equally sized tensors (param, grad, ms) and their step size.
  * The Python side builds the same layout as a NumPy structured array (Backend/TensorTable.py):
- * 40 bytes a row, no padding, on every 64-bit platform.
+ * 48 bytes a row, no padding, on every 64-bit platform.
+ *
+ * firstUnit (CUDA only): a launch's work is a flat list of units, row after row, and a row's firstUnit is the units
+ * of the rows before it, so a thread finds the row of its unit by a binary search (multi_tensor_apply.cuh).
  */
 #ifndef PUZZLELIB_RMSPROP_TENSOR_TABLE_H
 #define PUZZLELIB_RMSPROP_TENSOR_TABLE_H
@@ -10,14 +13,15 @@ typedef struct
 	void *param;
 	const void *grad;
 	void *ms;
-	long long size;    /* elements */
-	float learnRate;   /* optimizer learnRate times the variable's multiplier, already in float32 */
-	int blockOffset;   /* CUDA only: first block of this row, so small tensors spread over the grid */
+	long long size;       /* elements */
+	long long firstUnit;  /* CUDA only: units (rowUnits in multi_tensor_apply.cuh) of the rows before this one */
+	float learnRate;      /* optimizer learnRate times the variable's multiplier, already in float32 */
+	int unused;           /* padding, spelled out so both sides agree */
 }
 TensorEntry;
 
 /* A row for the other flavours (RMSProp options, RMSPropGraves): up to three state tensors, whose storage type
- * may differ from the parameters' (stateDtype=float32 for float16 parameters). 56 bytes a row. */
+ * may differ from the parameters' (stateDtype=float32 for float16 parameters). 64 bytes a row. */
 typedef struct
 {
 	void *param;
@@ -26,8 +30,9 @@ typedef struct
 	void *mg;          /* NULL unless centered */
 	void *mom;         /* NULL unless momentum */
 	long long size;
-	float learnRate;   /* optimizer learnRate times the variable's multiplier */
-	float momentum;    /* optimizer momentum times the variable's momRate */
+	long long firstUnit;  /* CUDA only: elements of the rows before this one (a unit is one element) */
+	float learnRate;      /* optimizer learnRate times the variable's multiplier */
+	float momentum;       /* optimizer momentum times the variable's momRate */
 }
 FlavourEntry;
 
@@ -42,7 +47,7 @@ typedef struct
 	float *scales[3];
 	long long size;            /* elements */
 	long long blocks;          /* ceil(size / QUANT8_BLOCK) */
-	long long firstBlock;      /* blocks of the rows before this one: CUDA deals blocks to warps round-robin */
+	long long firstUnit;       /* CUDA only: blocks of the rows before this one (a unit is one block, one warp's work) */
 	float learnRate;
 	float momentum;
 }

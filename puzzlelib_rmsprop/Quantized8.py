@@ -12,7 +12,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from .Backend.HostArray import hostArray  # noqa: F401 (Checkpoint takes it from here)
-from .Backend.TensorTable import FlavourTable, TensorList
+from .Backend.TensorTable import FlavourTable, TensorList, firstUnits
 
 QUANT_BLOCK = 256  # QUANT8_BLOCK in kernels/quantize8.h
 #: the ``quant8`` attribute a checkpoint gives a dataset of codes: the code of unsigned (ms) and signed states
@@ -159,26 +159,39 @@ def assign(target, value) -> None:
 #: Must match Quant8Entry in kernels/tensor_table.h: codes and scales of ms, mg, mom (null: not used).
 QUANT8_DTYPE = np.dtype([
 	("param", np.uint64), ("grad", np.uint64), ("codes", np.uint64, 3), ("scales", np.uint64, 3),
-	("size", np.int64), ("blocks", np.int64), ("firstBlock", np.int64), ("learnRate", np.float32), ("momentum", np.float32)
+	("size", np.int64), ("blocks", np.int64), ("firstUnit", np.int64), ("learnRate", np.float32), ("momentum", np.float32)
 ])
 assert QUANT8_DTYPE.itemsize == 96
 
 
 class Quant8Table(FlavourTable):
-	"""The rows of an 8-bit state launch (one per non-empty tensor): the states are TensorLists of QuantizedStates,
-	whose codes and scales each get a pointer column."""
+	"""The rows of an 8-bit state launch: the states are TensorLists of QuantizedStates, whose codes and scales each
+	get a pointer column; one unit per block of QUANT_BLOCK elements. Tensors merge into one row as in FlavourTable,
+	and only after a tensor of whole blocks (a row's every block but its last is whole)."""
+
+	DTYPE = QUANT8_DTYPE
 
 	def __init__(self, backend, params: TensorList, grads: TensorList, ms: TensorList, mg=None, mom=None):
-		self._used = np.flatnonzero(np.asarray(params.sizes, dtype=np.int64) > 0)
-		rows = np.zeros(len(self._used), dtype=QUANT8_DTYPE)
-		rows["param"] = np.asarray(params.pointers, dtype=np.uint64)[self._used]
-		rows["grad"] = np.asarray(grads.pointers, dtype=np.uint64)[self._used]
+		super().__init__(backend, params, grads, ms, mg, mom)
+		self._follows[1:] &= self._sizes[:-1] % QUANT_BLOCK == 0
+
+	def _fillColumns(self, backend, params, grads, ms, mg, mom):
+		blocks = np.array([blocksOf(n) for n in self._sizes], dtype=np.int64)
+		self._columns["param"] = np.asarray(params.pointers, dtype=np.uint64)[self._used]
+		self._columns["grad"] = np.asarray(grads.pointers, dtype=np.uint64)[self._used]
+		pointers, extents = [self._columns["param"], self._columns["grad"]], [self._sizes * params.dtype.itemsize] * 2
 		for k, states in enumerate((ms, mg, mom)):
 			if states is not None:
 				used = [states.arrays[i] for i in self._used]
-				rows["codes"][:, k] = [backend.pointerOf(state.codes) for state in used]
-				rows["scales"][:, k] = [backend.pointerOf(state.scales) for state in used]
-		rows["size"] = np.asarray(params.sizes, dtype=np.int64)[self._used]
+				self._columns["codes"][:, k] = [backend.pointerOf(state.codes) for state in used]
+				self._columns["scales"][:, k] = [backend.pointerOf(state.scales) for state in used]
+				pointers += [self._columns["codes"][:, k], self._columns["scales"][:, k]]
+				extents += [self._sizes, blocks * 4]
+		return pointers, extents
+
+	def _rows(self, starts: np.ndarray) -> np.ndarray:
+		rows = self._columns[starts]
+		rows["size"] = np.add.reduceat(self._sizes, starts) if len(starts) else []
 		rows["blocks"] = [blocksOf(n) for n in rows["size"]]
-		rows["firstBlock"] = np.concatenate(([0], np.cumsum(rows["blocks"])[:-1])).astype(np.int64)
-		self._prepare(backend, rows, params.dtype)
+		rows["firstUnit"] = firstUnits(rows["blocks"])
+		return rows

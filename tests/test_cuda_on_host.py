@@ -14,7 +14,7 @@ from conftest import CUDA_INSTALL_FOLDERS, cudaRoot, requireTool
 from reference import flavourStep, rmspropStep, weightDecay
 from puzzlelib_rmsprop.Backend.CpuBackend import pointerOf
 from puzzlelib_rmsprop.Backend.kernelSource import kernelDir
-from puzzlelib_rmsprop.Backend.TensorTable import FlavourTable, LaunchTable, TensorList, spreadBlocks
+from puzzlelib_rmsprop.Backend.TensorTable import FlavourTable, LaunchTable, TensorList
 
 HERE = Path(__file__).resolve().parent / "cuda_on_host"
 
@@ -75,14 +75,12 @@ class FaultChecked:
 
 
 class HostGrid:
-	"""Stands in for the CUDA backend when the tables are built: same spreading of rows over blocks."""
+	"""Stands in for the CUDA backend when the tables are built: a grid of its own."""
 
 	def __init__(self, grid, block):
 		self.grid, self.block = grid, block
 
 	def prepareTable(self, rows, dtype):
-		if "blockOffset" in rows.dtype.names:
-			spreadBlocks(rows, self.block * 16 // np.dtype(dtype).itemsize, self.grid)
 		return LaunchTable(rows, dtype, rows.__array_interface__["data"][0], grid=self.grid)
 
 	def refreshTable(self, table):
@@ -226,21 +224,32 @@ FLAVOUR_COMBOS = [("float32", "float32"), ("float16", "float16"), ("float16", "f
 	dict(weightDecay=0.01, centered=True, epsilonInSqrt=True, momentumMode=2),
 	dict(weightDecay=0.0, centered=True, epsilonInSqrt=False, momentumMode=0),
 ])
-def test_flavour_kernels(hostCuda, combo, options):
+@pytest.mark.parametrize("packed", [False, True])
+def test_flavour_kernels(hostCuda, combo, options, packed):
 	"""The flavour kernels of rmsprop.cu for every parameter/state storage pair, on a multi-tensor table built by
-	the library's FlavourTable, against the NumPy transcription of rmspropFlavourStep."""
+	the library's FlavourTable, against the NumPy transcription of rmspropFlavourStep. Packed, each column's tensors
+	follow each other in one buffer and the first two share their rates: FlavourTable merges them into one row."""
 	paramType, stateType = FLAVOUR_COMBOS[combo]
 	(pStore, pEnc, pDec), (sStore, sEnc, sDec) = storage(paramType), storage(stateType)
 	rng = np.random.default_rng(combo)
 	sizes, rates, momenta = [3, 257, 1000], [1e-2, 2e-3, 0.0], [0.9, 0.5, 0.9]
+	if packed:
+		rates[1], momenta[1] = rates[0], momenta[0]
 
-	tensors = []
-	for n in sizes:
-		p, g = (np.ascontiguousarray(pEnc(rng.standard_normal(n).astype(np.float32)).astype(pStore)) for _ in range(2))
-		# ms >= 1 keeps ms - mg^2 positive (a NaN's payload is not something to compare across converters)
-		ms = np.ascontiguousarray(sEnc((1 + rng.random(n)).astype(np.float32)).astype(sStore))
-		mg, mom = (np.ascontiguousarray(sEnc((0.1 * rng.standard_normal(n)).astype(np.float32)).astype(sStore)) for _ in range(2))
-		tensors.append([p, g, ms, mg, mom])
+	def column(values, store):
+		"""One column's tensors: own arrays, or packed, consecutive views of one buffer."""
+		arrays = [np.ascontiguousarray(v.astype(store)) for v in values]
+		if not packed:
+			return arrays
+		buffer, ends = np.concatenate(arrays), np.cumsum(sizes)
+		return [buffer[end - n:end] for n, end in zip(sizes, ends)]
+
+	draw = lambda make, enc, store: column([enc(make(n).astype(np.float32)) for n in sizes], store)
+	# ms >= 1 keeps ms - mg^2 positive (a NaN's payload is not something to compare across converters)
+	columns = [draw(rng.standard_normal, pEnc, pStore), draw(rng.standard_normal, pEnc, pStore),
+			   draw(lambda n: 1 + rng.random(n), sEnc, sStore), draw(lambda n: 0.1 * rng.standard_normal(n), sEnc, sStore),
+			   draw(lambda n: 0.1 * rng.standard_normal(n), sEnc, sStore)]
+	tensors = [list(t) for t in zip(*columns)]
 
 	wants = []
 	for (p, g, ms, mg, mom), lr, mo in zip(tensors, rates, momenta):
@@ -249,6 +258,7 @@ def test_flavour_kernels(hostCuda, combo, options):
 
 	lists = [TensorList([t[k] for t in tensors], pointerOf) for k in range(5)]
 	table = FlavourTable(HostGrid(3, 64), *lists).launchTable(rates, momenta)
+	assert len(table.rows) == (2 if packed else 3)
 	hostCuda.hostFlavour(combo, table.address, len(table.rows), 0.9, 1e-4, options["weightDecay"], options["centered"],
 						 options["epsilonInSqrt"], options["momentumMode"], 3, 64)
 
@@ -263,21 +273,49 @@ def test_8_bit_state_kernels(hostCuda, dtype, grid, block):
 	"""rmsprop8.cuh's kernels (warps in lockstep through the shim) on a Quant8Table of the library, every state, rows
 	of 1, 255 and 1000 elements and one whose parameters are off the 16-byte grid (the scalar path), against the
 	independent reference of tests/quant8_reference.py, bit for bit over two steps."""
+	rows = checkQuant8Kernel(hostCuda, dtype, grid, block, sizes=[1, 255, 1000, 300], rates=[1e-2, 2e-3, 1e-2, 5e-3],
+							 momenta=[0.9, 0.5, 0.9, 0.7], offsets=[0, 0, 0, 1], packed=False)
+	assert rows == 4
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("grid, block", [(1, 32), (3, 64)])
+def test_8_bit_state_kernels_on_merged_rows(hostCuda, dtype, grid, block):
+	"""Tensors packed one after another (parameters, grads, codes and scales) with equal rates: those after a tensor of
+	whole blocks join its row, the one after a partial block starts its own: 2 rows for 4 tensors, bit for bit."""
+	rows = checkQuant8Kernel(hostCuda, dtype, grid, block, sizes=[256, 512, 300, 100], rates=[1e-2] * 4,
+							 momenta=[0.9] * 4, offsets=[0] * 4, packed=True)
+	assert rows == 2
+
+
+def checkQuant8Kernel(hostCuda, dtype, grid, block, sizes, rates, momenta, offsets, packed):
+	"""Two steps of the 8-bit kernel against tests/quant8_reference.py; returns the table's row count."""
 	import quant8_reference as ref
-	from puzzlelib_rmsprop.Quantized8 import Quant8Table
-	from puzzlelib_rmsprop.Quantized8 import QuantizedState
+	from puzzlelib_rmsprop.Quantized8 import Quant8Table, QuantizedState, blocksOf
 
 	store, encode, decode = storage(dtype)
 	rng = np.random.default_rng(block)
-	sizes, rates, momenta, offsets = [1, 255, 1000, 300], [1e-2, 2e-3, 1e-2, 5e-3], [0.9, 0.5, 0.9, 0.7], [0, 0, 0, 1]
 	tensors, wants = [], []
 	for n, offset in zip(sizes, offsets):
 		p, g = (np.ascontiguousarray(encode(rng.standard_normal(n + offset).astype(np.float32)).astype(store))[offset:] for _ in range(2))
 		states = [ref.Quantized((1 + rng.random(n)).astype(np.float32), False)] + \
 				 [ref.Quantized((0.1 * rng.standard_normal(n)).astype(np.float32), True) for _ in range(2)]
 		ours = [QuantizedState(s.codes.copy(), s.scales.copy(), (n, ), s.signed) for s in states]
-		tensors.append((p, g, ours))
+		tensors.append([p, g, ours])
 		wants.append((decode(p).copy(), states))
+
+	if packed:
+		# every column one buffer, each tensor a view where the previous one ends
+		ends, blockEnds = np.cumsum(sizes), np.cumsum([blocksOf(n) for n in sizes])
+		views = lambda buffer, lengths, stops: [buffer[stop - n:stop] for n, stop in zip(lengths, stops)]
+		for k in range(2):
+			for t, view in zip(tensors, views(np.concatenate([t[k] for t in tensors]), sizes, ends)):
+				t[k] = view
+		for k in range(3):
+			codes = views(np.concatenate([t[2][k].codes for t in tensors]), sizes, ends)
+			scales = views(np.concatenate([t[2][k].scales for t in tensors]), [blocksOf(n) for n in sizes], blockEnds)
+			for t, c, sc in zip(tensors, codes, scales):
+				t[2][k] = QuantizedState(c, sc, c.shape, t[2][k].signed)
 
 	lists = [TensorList([t[0] for t in tensors], pointerOf), TensorList([t[1] for t in tensors], pointerOf)] + \
 			[TensorList([t[2][k] for t in tensors], pointerOf) for k in range(3)]
@@ -294,6 +332,7 @@ def test_8_bit_state_kernels(hostCuda, dtype, grid, block):
 		for got, state in zip(ours, states):
 			np.testing.assert_array_equal(got.scales, state.scales)
 			np.testing.assert_array_equal(got.codes, state.codes)
+	return len(table.rows)
 
 
 # Warp-synchronous execution (cuda_host_shim.h, HOST_SHIM_WARP_KERNEL): tests/cuda_on_host/warp_test.cu's kernels,

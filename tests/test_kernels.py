@@ -16,7 +16,9 @@ from puzzlelib_rmsprop.Backend.kernelSource import kernelDir
 NVCC = findNvcc()
 
 
-RMSPROP_KERNELS = ("rmspropFloat32", "rmspropFloat16", "rmspropBfloat16")
+RMSPROP_KERNELS = ("rmspropFloat32", "rmspropFloat16", "rmspropBfloat16", "rmspropFloat32Rows", "rmspropFloat16Rows",
+				   "rmspropBfloat16Rows")
+TRAFFIC_KERNELS = ("trafficLimitFloat32", "trafficLimitFloat16", "trafficLimitFloat32Rows", "trafficLimitFloat16Rows")
 QUANT8_KERNELS = ("quant8Float32", "quant8Float16", "quant8Bfloat16")
 
 
@@ -33,9 +35,11 @@ def cudaTool(name):
 
 # (stack frame, spill stores, spill loads) ptxas is known to give a kernel: nvcc 13's sm_120 code generation keeps
 # one register of the scalar flavour loop with 16-bit params and float32 states on the stack, around the IEEE
-# division's subroutine calls. Anything more, or anywhere else, fails.
+# division's subroutine calls, and on sm_80, sm_90 and sm_120/121 two of the bfloat16 row-search kernel (64
+# registers, its scalar path's conversions around the same calls). Anything more, or anywhere else, fails.
 KNOWN_SPILLS = {(arch, name): (8, 8, 8) for arch in ("sm_120", "sm_121")
 				for name in ("flavourFloat16State32", "flavourBfloat16State32")}
+KNOWN_SPILLS.update({(arch, "rmspropBfloat16Rows"): (16, 16, 16) for arch in ("sm_80", "sm_90", "sm_120", "sm_121")})
 
 
 def targetArchitectures():
@@ -72,7 +76,7 @@ def cubin(request, tmp_path_factory):
 		allowed = KNOWN_SPILLS.get((request.param, name), (0, 0, 0))
 		assert all(got <= most for got, most in zip(sizes, allowed)), (request.param, name, "ptxas spills", sizes)
 	flavours = ("flavourFloat32", "flavourFloat16", "flavourFloat16State32", "flavourBfloat16", "flavourBfloat16State32")
-	for kernel in RMSPROP_KERNELS + flavours + QUANT8_KERNELS + ("decayGradFloat32", "trafficLimitFloat32", "trafficLimitFloat16"):
+	for kernel in RMSPROP_KERNELS + flavours + QUANT8_KERNELS + ("decayGradFloat32", ) + TRAFFIC_KERNELS:
 		assert "Compiling entry function '%s'" % kernel in result.stderr
 	return request.param, path
 
@@ -106,16 +110,19 @@ def test_sass_uses_128_bit_global_accesses_and_no_local_memory(cubin, kernelRepo
 	arch, path = cubin
 	kernels, registers, localBytes = sassByKernel(path)
 
-	for name in RMSPROP_KERNELS + ("trafficLimitFloat32", "trafficLimitFloat16"):
+	for name in RMSPROP_KERNELS + TRAFFIC_KERNELS:
 		ops = kernels[name]
 		loads128 = [op for op in ops if op.startswith("LDG.E.128")]
 		stores128 = [op for op in ops if op.startswith("STG.E.128")]
 		# the packet path: param, grad and ms in with one 128-bit load each, param and ms out with one store each
 		assert len(loads128) >= 3 and len(stores128) >= 2, (name, ops)
-		assert not [op for op in ops if op.split(".")[0] in ("LDL", "STL", "LD", "ST")], (name, "local or generic access", ops)
+		# local memory only for a known spill (KNOWN_SPILLS, bounded in the cubin fixture), never a generic access
+		banned = ("LD", "ST") if (arch, name) in KNOWN_SPILLS else ("LDL", "STL", "LD", "ST")
+		assert not [op for op in ops if op.split(".")[0] in banned], (name, "local or generic access", ops)
 		assert localBytes[name] == "0"
-		kernelReport.append("%s %s: %s registers, %d x LDG.E.128, %d x STG.E.128, no local memory" % (
-			arch, name, registers[name], len(loads128), len(stores128)))
+		kernelReport.append("%s %s: %s registers, %d x LDG.E.128, %d x STG.E.128, %s" % (
+			arch, name, registers[name], len(loads128), len(stores128),
+			"a known spill" if (arch, name) in KNOWN_SPILLS else "no local memory"))
 
 
 @pytest.mark.nvcc

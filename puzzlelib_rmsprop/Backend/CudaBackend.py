@@ -17,14 +17,22 @@ from .CudaOccupancy import blocksPerSM
 from .PuzzleLibArrays import emptyLike, isPuzzleLibCudaArray
 from .dtypes import DTYPES, bfloat16
 from .kernelSource import kernelDir
-from .TensorTable import LaunchTable, spreadBlocks
+from .TensorTable import PACKET_BYTES, LaunchTable
 
 BLOCK = 256          # RMSPROP_BLOCK in kernels/rmsprop.cu
-PACKET_BYTES = 16    # one 128-bit load per thread per iteration
+#: tables of at most this many rows take the plain kernels that walk every row (rmspropFloat32: the row is the whole
+#: grid's, in uniform registers, 32 registers on sm_90); larger ones the kernels whose threads find their own rows
+#: (rmspropFloat32Rows, 57 registers) so that no thread reads every row of a table of many (kernels/multi_tensor_apply.cuh)
+FEW_ROWS = 8
 
 KERNEL_NAMES = {np.dtype(np.float32): "Float32", np.dtype(np.float16): "Float16"}
 if bfloat16 is not None:
 	KERNEL_NAMES[np.dtype(bfloat16)] = "Bfloat16"
+
+
+def plainKernel(prefix: str, rows: int, dtype) -> str:
+	"""The plain kernel (``prefix`` rmsprop, nonFinite or the benchmark's trafficLimit) for a table of ``rows``."""
+	return prefix + KERNEL_NAMES[np.dtype(dtype)] + ("Rows" if rows > FEW_ROWS else "")
 
 
 def importPycuda():
@@ -280,9 +288,7 @@ class CudaBackend:
 		"""Copies the rows to the device once; they are reused every step until the variables change."""
 		itemsize = np.dtype(dtype).itemsize
 		# sized for the dtype's plain kernel; the other kernels of the table cap it at their own wave (launchGrid)
-		grid = self.gridFor(int(rows["size"].sum()), itemsize, "rmsprop" + KERNEL_NAMES[np.dtype(dtype)])
-		if "blockOffset" in rows.dtype.names:
-			spreadBlocks(rows, BLOCK * PACKET_BYTES // itemsize, grid)
+		grid = self.gridFor(int(rows["size"].sum()), itemsize, plainKernel("rmsprop", len(rows), dtype))
 
 		memory = self.driver.to_device(rows) if len(rows) > 0 else None
 		return LaunchTable(rows, dtype, address=int(memory) if memory is not None else 0, keepAlive=memory, grid=grid)
@@ -302,7 +308,7 @@ class CudaBackend:
 		"""PuzzleLib's RMSProp (``f.factor``, ``f.epsilon`` of the Flavour ``f``): one launch for every row of ``table``."""
 		if len(table.rows) == 0:
 			return
-		name = "rmsprop" + KERNEL_NAMES[table.dtype]
+		name = plainKernel("rmsprop", len(table.rows), table.dtype)
 		kernel = self.kernel(name, "Pi%ds" % len(f.struct))
 		kernel.prepared_async_call((self.launchGrid(table, name), 1, 1), (BLOCK, 1, 1), stream, table.address, len(table.rows), f.struct)
 

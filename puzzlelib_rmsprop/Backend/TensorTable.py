@@ -1,8 +1,10 @@
 """Multi-tensor tables: the rows one kernel launch updates (kernels/tensor_table.h, as NumPy).
 
-Rows whose three tensors directly follow the previous row's in memory and share its step size are
-merged, so a global-state buffer with uniform multipliers is one row however many variables it holds.
-The rows are built once and reused; a new learning rate only rewrites their learnRate column.
+Rows whose tensors directly follow the previous row's in memory and share its step size (and momentum) are
+merged, so a global-state buffer with uniform multipliers is one row however many variables it holds, in every
+kernel family. The rows are built once and reused; a new learning rate only rewrites their learnRate column.
+Each row's firstUnit is the units of the rows before it: CUDA threads find their rows by it
+(kernels/multi_tensor_apply.cuh, forEachUnit).
 """
 from typing import Any, Sequence
 
@@ -11,21 +13,52 @@ import numpy as np
 #: Must match TensorEntry in kernels/tensor_table.h.
 TABLE_DTYPE = np.dtype([
 	("param", np.uint64), ("grad", np.uint64), ("ms", np.uint64),
-	("size", np.int64), ("learnRate", np.float32), ("blockOffset", np.int32)
+	("size", np.int64), ("firstUnit", np.int64), ("learnRate", np.float32), ("unused", np.int32)
 ])
-assert TABLE_DTYPE.itemsize == 40
+assert TABLE_DTYPE.itemsize == 48
 
 #: Must match FlavourEntry in kernels/tensor_table.h; a null mg or mom pointer means "not used".
 FLAVOUR_DTYPE = np.dtype([
 	("param", np.uint64), ("grad", np.uint64), ("ms", np.uint64), ("mg", np.uint64), ("mom", np.uint64),
-	("size", np.int64), ("learnRate", np.float32), ("momentum", np.float32)
+	("size", np.int64), ("firstUnit", np.int64), ("learnRate", np.float32), ("momentum", np.float32)
 ])
-assert FLAVOUR_DTYPE.itemsize == 56
+assert FLAVOUR_DTYPE.itemsize == 64
 
-def spreadBlocks(rows: np.ndarray, elementsPerBlock: int, gridSize: int) -> None:
-	"""Sets each row's first block so that consecutive small rows land on different blocks of the grid."""
-	starts = np.concatenate(([0], np.cumsum(rows["size"])[:-1])).astype(np.int64)
-	rows["blockOffset"] = (starts // elementsPerBlock) % max(gridSize, 1)
+#: bytes of the CUDA kernels' packets (multi_tensor_apply.cuh)
+PACKET_BYTES = 16
+
+
+def packetRowUnits(sizes: np.ndarray, itemsize: int) -> np.ndarray:
+	"""A TensorEntry row's units (rowUnits in kernels/multi_tensor_apply.cuh): its packets rounded up, plus one."""
+	width = PACKET_BYTES // itemsize
+	return (np.asarray(sizes, dtype=np.int64) + width - 1) // width + 1
+
+
+def firstUnits(units: np.ndarray) -> np.ndarray:
+	"""Each row's firstUnit: the units of the rows before it."""
+	units = np.asarray(units, dtype=np.int64)
+	return np.cumsum(units, dtype=np.int64) - units
+
+
+def followsPrevious(pointers: Sequence[np.ndarray], extents: Sequence[np.ndarray]) -> np.ndarray:
+	"""Per tensor, whether each of its pointers is the previous tensor's plus that tensor's extent in bytes (a null
+	pointer with extent 0 follows a null one). The first tensor follows nothing."""
+	follows = np.zeros(len(pointers[0]), dtype=bool)
+	follows[1:] = True
+	for pointer, extent in zip(pointers, extents):
+		pointer, extent = np.asarray(pointer, dtype=np.uint64), np.asarray(extent, dtype=np.uint64)
+		follows[1:] &= pointer[1:] == pointer[:-1] + extent[:-1]
+	return follows
+
+
+def rowStarts(follows: np.ndarray, values: Sequence[np.ndarray]) -> np.ndarray:
+	"""The tensors that begin a row: every tensor that does not follow the previous one in memory or differs from it
+	in one of ``values`` (float32 step sizes, momenta)."""
+	starts = ~follows
+	for value in values:
+		starts[1:] |= value[1:] != value[:-1]
+	starts[:1] = True
+	return np.flatnonzero(starts)
 
 
 class LaunchTable:
@@ -57,27 +90,18 @@ class TensorList:
 
 	def _rows(self, grads: "TensorList", mss: "TensorList", learnRates: np.ndarray) -> np.ndarray:
 		"""The rows, merged where contiguous with an equal step; records each row's first tensor index."""
-		rows, starts, itemsize = [], [], self.dtype.itemsize
+		used = np.flatnonzero(np.asarray(self.sizes, dtype=np.int64) > 0)
+		sizes = np.asarray(self.sizes, dtype=np.int64)[used]
+		pointers = [np.asarray(t.pointers, dtype=np.uint64)[used] for t in (self, grads, mss)]
+		extents = [sizes * self.dtype.itemsize] * 3
+		starts = rowStarts(followsPrevious(pointers, extents), [np.asarray(learnRates)[used]])
 
-		for i, (p, g, m, n) in enumerate(zip(self.pointers, grads.pointers, mss.pointers, self.sizes)):
-			if n == 0:
-				continue
-
-			if rows:
-				last = rows[-1]
-				end = last[3] * itemsize
-				if (p, g, m) == (last[0] + end, last[1] + end, last[2] + end) and learnRates[i] == learnRates[starts[-1]]:
-					last[3] += n
-					continue
-
-			rows.append([p, g, m, n, 0.0, 0])
-			starts.append(i)
-
-		table = np.zeros(len(rows), dtype=TABLE_DTYPE)
-		for i, row in enumerate(rows):
-			table[i] = tuple(row)
-
-		self._rowStarts = np.array(starts, dtype=np.int64)
+		table = np.zeros(len(starts), dtype=TABLE_DTYPE)
+		for field, pointer in zip(("param", "grad", "ms"), pointers):
+			table[field] = pointer[starts]
+		table["size"] = np.add.reduceat(sizes, starts) if len(starts) else []
+		table["firstUnit"] = firstUnits(packetRowUnits(table["size"], self.dtype.itemsize))
+		self._rowStarts = used[starts]
 		return table
 
 	def launchTable(self, backend, grads: "TensorList", mss: "TensorList", learnRates) -> LaunchTable:
@@ -109,34 +133,55 @@ class TensorList:
 
 
 class FlavourTable:
-	"""The rows of a flavour launch (one per non-empty tensor, no merging), built once per set of TensorLists and
-	reused; new learning rates or momenta rewrite their columns."""
+	"""The rows of a flavour launch, one per run of tensors that follow each other in memory in every column and share
+	their step size and momentum (global state: usually one row), one unit per element. Built once per set of
+	TensorLists; new learning rates or momenta rewrite their columns, or regroup the rows where they split or join a
+	run. Subclasses (Quantized8.Quant8Table) have other columns and units."""
+
+	DTYPE = FLAVOUR_DTYPE
 
 	def __init__(self, backend, params: TensorList, grads: TensorList, ms: TensorList, mg=None, mom=None):
 		self._used = np.flatnonzero(np.asarray(params.sizes, dtype=np.int64) > 0)
-		rows = np.zeros(len(self._used), dtype=FLAVOUR_DTYPE)
+		self._sizes = np.asarray(params.sizes, dtype=np.int64)[self._used]
+		self._columns = np.zeros(len(self._used), dtype=self.DTYPE)
+		self._follows = followsPrevious(*self._fillColumns(backend, params, grads, ms, mg, mom))
+		self.backend, self.dtype, self.table, self._key, self._starts = backend, params.dtype, None, None, None
+
+	def _fillColumns(self, backend, params, grads, ms, mg, mom):
+		"""Fills the pointer columns of ``self._columns``; returns their pointers and the tensors' extents in bytes."""
+		pointers, extents = [], []
 		for field, tensors in (("param", params), ("grad", grads), ("ms", ms), ("mg", mg), ("mom", mom)):
 			if tensors is not None:
-				rows[field] = np.asarray(tensors.pointers, dtype=np.uint64)[self._used]
-		rows["size"] = np.asarray(params.sizes, dtype=np.int64)[self._used]
-		self._prepare(backend, rows, params.dtype)
+				self._columns[field] = np.asarray(tensors.pointers, dtype=np.uint64)[self._used]
+				pointers.append(self._columns[field])
+				extents.append(self._sizes * tensors.dtype.itemsize)
+		return pointers, extents
 
-	def _prepare(self, backend, rows: np.ndarray, dtype) -> None:
-		"""Hands ``rows`` to the backend; subclasses (Quantized8.Quant8Table) build other rows over the same columns."""
-		self.backend, self.table, self._key = backend, backend.prepareTable(rows, dtype), None
+	def _rows(self, starts: np.ndarray) -> np.ndarray:
+		"""The merged rows beginning at tensors ``starts``, without their learnRate and momentum."""
+		rows = self._columns[starts]
+		rows["size"] = np.add.reduceat(self._sizes, starts) if len(starts) else []
+		rows["firstUnit"] = firstUnits(rows["size"])
+		return rows
 
 	def launchTable(self, learnRates, momenta) -> LaunchTable:
 		rates = np.asarray(learnRates, dtype=np.float64)
 		moms = np.asarray(momenta, dtype=np.float64)
 		key = rates.tobytes() + moms.tobytes()
 		if key != self._key:
-			self.table.rows["learnRate"] = self._perRow(rates)
-			self.table.rows["momentum"] = self._perRow(moms)
-			self.backend.refreshTable(self.table)
+			rates32, moms32 = self._perTensor(rates), self._perTensor(moms)
+			starts = rowStarts(self._follows, [rates32, moms32])
+			if self.table is None or not np.array_equal(starts, self._starts):
+				rows = self._rows(starts)
+				rows["learnRate"], rows["momentum"] = rates32[starts], moms32[starts]
+				self.table, self._starts = self.backend.prepareTable(rows, self.dtype), starts
+			else:
+				self.table.rows["learnRate"], self.table.rows["momentum"] = rates32[starts], moms32[starts]
+				self.backend.refreshTable(self.table)
 			self._key = key
 		return self.table
 
-	def _perRow(self, values: np.ndarray) -> np.ndarray:
-		"""One value per row from a scalar or from one value per tensor (empty tensors have no row)."""
+	def _perTensor(self, values: np.ndarray) -> np.ndarray:
+		"""One float32 value per non-empty tensor from a scalar or from one value per tensor."""
 		values = values.astype(np.float32)
 		return np.broadcast_to(values.reshape(-1)[:1], (len(self._used), )) if values.size == 1 else values[self._used]

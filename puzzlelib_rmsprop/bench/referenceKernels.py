@@ -78,8 +78,8 @@ def traffic(backend, table, kind: int = TRAFFIC_LIMIT, stream=None) -> None:
 		return
 	if kind != TRAFFIC_LIMIT:
 		raise ValueError("the CUDA backend has only the same-traffic reference (kind 0)")
-	from ..Backend.CudaBackend import KERNEL_NAMES
-	_cudaLaunch(backend, "trafficLimit" + KERNEL_NAMES[table.dtype], table.grid, table, stream)
+	from ..Backend.CudaBackend import plainKernel
+	_cudaLaunch(backend, plainKernel("trafficLimit", len(table.rows), table.dtype), table.grid, table, stream)
 
 
 def quant8Traffic(backend, table, stream=None) -> None:

@@ -367,3 +367,37 @@ def test_grids_follow_each_kernels_occupancy(emulated, capability):
 	assert perSM["quant8Float32"] < perSM["rmspropFloat32"], "the 8-bit kernels' registers bind"
 	if capability == "7.5":
 		assert perSM["rmspropFloat32"] <= 4
+
+
+ROW_KERNELS = [({}, "rmspropFloat32"), ({"centered": True}, "flavourFloat32"), ({"stateBits": 8}, "quant8Float32")]
+
+
+@pytest.mark.parametrize("options, kernel", ROW_KERNELS, ids=["plain", "centered", "8-bit"])
+@pytest.mark.parametrize("useGlobalState", [False, True])
+@pytest.mark.parametrize("even", [True, False])
+def test_threads_read_only_the_rows_they_work_on(cudaProcess, emulated, options, kernel, useGlobalState, even):
+	"""1,000 small tensors (issue 21): for each row a thread works on, it reads the table's last row (the launch's
+	total), the first unit of the row it searches from, a few probes and the row itself (multi_tensor_apply.cuh,
+	visitRows): at most 3 probes for rows of equal size (an interpolated guess and a gallop), 2 log2(rows) + 1 for
+	others. Before, every thread read every row: 1,000 per thread here. Tables of a few rows (global state) take the
+	kernel that walks them all (CudaBackend.FEW_ROWS). Bit-exactness on the same tables is the reference suites'."""
+	from puzzlelib_rmsprop.Backend.TensorTable import packetRowUnits
+	from puzzlelib_rmsprop.Quantized8 import blocksOf
+	sizes = [64] * 1000 if even else [int(n) for n in np.random.default_rng(3).integers(1, 300, 1000)]
+	bag = ParamBag({"v%d" % i: ((n, ), np.float32) for i, n in enumerate(sizes)}, rng=np.random.default_rng(4))
+	opt = RMSProp(**options)
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+	randomGrads(bag, np.random.default_rng(5))
+	emu.clearLaunches()
+	opt.update()
+
+	(launch, ) = emu.launchesOf(kernel)
+	threads = launch.grid[0] * launch.block[0]
+	# units of the tables before merging (merged rows have as many or fewer); the 8-bit kernels' workers are warps
+	units, workers = {"rmspropFloat32": (int(packetRowUnits(sizes, 4).sum()), threads),
+					  "flavourFloat32": (sum(sizes), threads),
+					  "quant8Float32": (sum(blocksOf(n) for n in sizes), threads // 32)}[kernel]
+	visits = -(-units // workers)  # rows a worker can visit at most: one per unit it takes
+	probes = 3 if even else 2 * int(np.ceil(np.log2(len(sizes)))) + 1
+	assert launch.rows <= threads * (1 + visits * (probes + 3)), (launch, units, workers)
+	assert launch.rows < threads * len(sizes) / 20, "far below every thread reading every row"

@@ -1,5 +1,5 @@
 """The emulated driver's own calls (cudaEmu* in driver/*.cpp), for tests that run on it through tests/cuda_emu/run:
-whether the loaded libcuda is the emulator, its launch log (grid, block, 128-bit packet and scalar iterations),
+whether the loaded libcuda is the emulator, its launch log (grid, block, 128-bit packet and scalar iterations, rows read),
 deferred mode, block order, live allocations and the last failure's detail."""
 import contextlib
 import ctypes
@@ -14,6 +14,8 @@ class Launch(NamedTuple):
 	block: Tuple[int, int, int]
 	packets: int
 	scalars: int
+	rows: int  # table rows the kernel read, binary-search probes included
+	hostSeconds: float  # how long the host build ran the grid (the emulator's own cost, never a GPU figure)
 
 
 def driver():
@@ -32,10 +34,10 @@ def launches() -> List[Launch]:
 	"""Every launch since the last clearLaunches(), in order (deferred ones count their iterations once run)."""
 	lib, out = driver(), []
 	name, grid, block = ctypes.create_string_buffer(256), (ctypes.c_uint * 3)(), (ctypes.c_uint * 3)()
-	counts = (ctypes.c_ulonglong * 2)()
+	counts, seconds = (ctypes.c_ulonglong * 3)(), ctypes.c_double()
 	for i in range(lib.cudaEmuLaunchCount()):
-		lib.cudaEmuLaunchInfo(i, name, len(name), grid, block, counts)
-		out.append(Launch(name.value.decode(), tuple(grid), tuple(block), counts[0], counts[1]))
+		lib.cudaEmuLaunchInfo(i, name, len(name), grid, block, counts, ctypes.byref(seconds))
+		out.append(Launch(name.value.decode(), tuple(grid), tuple(block), counts[0], counts[1], counts[2], seconds.value))
 	return out
 
 

@@ -62,9 +62,9 @@ struct HostShimFault : std::runtime_error
 	HostShimFault(int c, const std::string &what) : std::runtime_error(what), code(c) { }
 };
 
-/* Iterations of the 128-bit packet path and of the scalar path (multi_tensor_apply.cuh traces them), per host
-   thread, reset by each launch. */
-struct HostShimCounters { unsigned long long packets, scalars; };
+/* Iterations of the 128-bit packet path and of the scalar path, and table rows read (whole rows and binary-search
+   probes), as multi_tensor_apply.cuh traces them; per host thread, reset by each launch. */
+struct HostShimCounters { unsigned long long packets, scalars, rows; };
 static thread_local HostShimCounters hostShimCounters;
 
 static inline void hostShimCheckAligned(const void *ptr, size_t bytes, const char *what)

@@ -87,7 +87,8 @@ struct LaunchRecord
 {
 	std::string kernel;
 	unsigned grid[3], block[3];
-	unsigned long long packets, scalars;
+	unsigned long long packets, scalars, rows;
+	double hostSeconds;  /* how long the host build ran the grid: the emulator's cost, no GPU's */
 };
 extern std::vector<LaunchRecord> launches;
 

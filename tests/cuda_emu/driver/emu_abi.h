@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#define EMU_ABI_VERSION 1
+#define EMU_ABI_VERSION 2
 #define EMU_MAX_ARGS 32
 
 typedef struct
@@ -16,6 +16,7 @@ typedef struct
 	const unsigned long long *blockOrder; /* every linear block index once, in the order to run them */
 	const unsigned char *args;            /* the arguments, each at its offset in EmuKernel */
 	unsigned long long packets, scalars;  /* out: 128-bit packet and scalar iterations (kernels that trace them) */
+	unsigned long long rows;              /* out: table rows read, probes included (kernels that trace them) */
 	int code;                             /* out: 0, or the CUresult of a fault */
 	char error[512];                      /* out: what faulted */
 }

@@ -106,6 +106,7 @@ struct EmuLauncher<void (*)(A...), K>
 
 		r->packets = hostShimCounters.packets;
 		r->scalars = hostShimCounters.scalars;
+		r->rows = hostShimCounters.rows;
 	}
 };
 

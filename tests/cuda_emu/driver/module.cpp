@@ -12,6 +12,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -427,7 +428,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 		return e;
 
 	size_t index = launches.size();
-	launches.push_back(LaunchRecord{k->name, {gx, gy, gz}, {bx, by, bz}, 0, 0});
+	launches.push_back(LaunchRecord{k->name, {gx, gy, gz}, {bx, by, bz}, 0, 0, 0, 0.0});
 	auto order = std::make_shared<std::vector<unsigned long long>>(blockOrder(1ull * gx * gy * gz, index));
 
 	return submit(stream, [=] {
@@ -436,10 +437,13 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 		std::memcpy(run.block, launches[index].block, sizeof(run.block));
 		run.blockOrder = order->data();
 		run.args = args->data();
+		auto started = std::chrono::steady_clock::now();
 		runGuarded(k, &run);
+		launches[index].hostSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
 		launches[index].packets = run.packets;
 		launches[index].scalars = run.scalars;
+		launches[index].rows = run.rows;
 		if (run.code != 0)
 			return fail((CUresult)run.code, "kernel %s(%s) faulted: %s", k->name, k->paramTypes, run.error);
 		return CUDA_SUCCESS;
@@ -454,7 +458,8 @@ int cudaEmuLaunchCount(void)
 	return (int)launches.size();
 }
 
-int cudaEmuLaunchInfo(int i, char *name, int nameLength, unsigned *grid, unsigned *block, unsigned long long *counts)
+int cudaEmuLaunchInfo(int i, char *name, int nameLength, unsigned *grid, unsigned *block, unsigned long long *counts,
+					  double *hostSeconds)
 {
 	EMU_LOCKED;
 	if (i < 0 || i >= (int)launches.size())
@@ -463,7 +468,8 @@ int cudaEmuLaunchInfo(int i, char *name, int nameLength, unsigned *grid, unsigne
 	std::snprintf(name, nameLength, "%s", r.kernel.c_str());
 	std::memcpy(grid, r.grid, sizeof(r.grid));
 	std::memcpy(block, r.block, sizeof(r.block));
-	counts[0] = r.packets, counts[1] = r.scalars;
+	counts[0] = r.packets, counts[1] = r.scalars, counts[2] = r.rows;
+	*hostSeconds = r.hostSeconds;
 	return 0;
 }
 
