@@ -40,32 +40,37 @@ RMSPROP_KERNEL(rmspropFloat16, __half)
 RMSPROP_KERNEL(rmspropBfloat16, __nv_bfloat16)
 
 
-/* The flavours (RMSProp options, RMSPropGraves): one element a unit (visitRows), parameters of type P and states
-   of type S (float32 states for 16-bit parameters with stateDtype), math in float32. */
+/* The flavours (RMSProp options, RMSPropGraves): parameters of type P and states of type S (float32 states for
+   16-bit parameters with stateDtype), math in float32, scalar accesses. A row of n units (visitRows) gives unit j
+   its elements j, j + n, ...: FLAVOUR_SPAN of them (Backend/TensorTable.py counts the same), consecutive threads
+   on consecutive elements, and a thread with one search per FLAVOUR_SPAN elements. */
+#define FLAVOUR_SPAN 4
+
 template <typename P, typename S>
 __device__ __forceinline__ void flavourRows(const FlavourEntry *table, int count, const RMSPropFlavour &f)
 {
 	long long rank = (long long)blockIdx.x * blockDim.x + threadIdx.x, nthreads = (long long)gridDim.x * blockDim.x;
-	auto units = [](const FlavourEntry &e) { return e.size; };
+	auto units = [](const FlavourEntry &e) { return (e.size + FLAVOUR_SPAN - 1) / FLAVOUR_SPAN; };
 
-	visitRows(table, count, rank, units, [&](const FlavourEntry &e, long long i, long long n) {
+	visitRows(table, count, rank, units, [&](const FlavourEntry &e, long long j, long long n) {
 		P *param = (P *)e.param;
 		const P *grad = (const P *)e.grad;
 		S *ms = (S *)e.ms, *mg = (S *)e.mg, *mom = (S *)e.mom;
 
-		for (; i < n; i += nthreads)
-		{
-			float p = Packet<P>::load(param[i]), m = Packet<S>::load(ms[i]);
-			float a = mg ? Packet<S>::load(mg[i]) : 0.0f, d = mom ? Packet<S>::load(mom[i]) : 0.0f;
-			rmspropFlavourStep(&p, Packet<P>::load(grad[i]), &m, &a, &d, e.learnRate, e.momentum, &f);
-			param[i] = Packet<P>::store(p);
-			ms[i] = Packet<S>::store(m);
-			if (mg)
-				mg[i] = Packet<S>::store(a);
-			if (mom)
-				mom[i] = Packet<S>::store(d);
-		}
-		return i;
+		for (; j < n; j += nthreads)
+			for (long long i = j; i < e.size; i += n)
+			{
+				float p = Packet<P>::load(param[i]), m = Packet<S>::load(ms[i]);
+				float a = mg ? Packet<S>::load(mg[i]) : 0.0f, d = mom ? Packet<S>::load(mom[i]) : 0.0f;
+				rmspropFlavourStep(&p, Packet<P>::load(grad[i]), &m, &a, &d, e.learnRate, e.momentum, &f);
+				param[i] = Packet<P>::store(p);
+				ms[i] = Packet<S>::store(m);
+				if (mg)
+					mg[i] = Packet<S>::store(a);
+				if (mom)
+					mom[i] = Packet<S>::store(d);
+			}
+		return j;
 	});
 }
 

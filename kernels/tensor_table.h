@@ -30,7 +30,7 @@ typedef struct
 	void *mg;          /* NULL unless centered */
 	void *mom;         /* NULL unless momentum */
 	long long size;
-	long long firstUnit;  /* CUDA only: elements of the rows before this one (a unit is one element) */
+	long long firstUnit;  /* CUDA only: units of the rows before this one (FLAVOUR_SPAN elements each, rmsprop.cu) */
 	float learnRate;      /* optimizer learnRate times the variable's multiplier */
 	float momentum;       /* optimizer momentum times the variable's momRate */
 }

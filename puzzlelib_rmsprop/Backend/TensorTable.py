@@ -26,6 +26,8 @@ assert FLAVOUR_DTYPE.itemsize == 64
 
 #: bytes of the CUDA kernels' packets (multi_tensor_apply.cuh)
 PACKET_BYTES = 16
+#: elements a unit of the CUDA flavour kernels takes (FLAVOUR_SPAN in kernels/rmsprop.cu)
+FLAVOUR_SPAN = 4
 
 
 def packetRowUnits(sizes: np.ndarray, itemsize: int) -> np.ndarray:
@@ -134,7 +136,7 @@ class TensorList:
 
 class FlavourTable:
 	"""The rows of a flavour launch, one per run of tensors that follow each other in memory in every column and share
-	their step size and momentum (global state: usually one row), one unit per element. Built once per set of
+	their step size and momentum (global state: usually one row), one unit per FLAVOUR_SPAN elements. Built once per set of
 	TensorLists; new learning rates or momenta rewrite their columns, or regroup the rows where they split or join a
 	run. Subclasses (Quantized8.Quant8Table) have other columns and units."""
 
@@ -161,7 +163,7 @@ class FlavourTable:
 		"""The merged rows beginning at tensors ``starts``, without their learnRate and momentum."""
 		rows = self._columns[starts]
 		rows["size"] = np.add.reduceat(self._sizes, starts) if len(starts) else []
-		rows["firstUnit"] = firstUnits(rows["size"])
+		rows["firstUnit"] = firstUnits(-(-rows["size"] // FLAVOUR_SPAN))
 		return rows
 
 	def launchTable(self, learnRates, momenta) -> LaunchTable:

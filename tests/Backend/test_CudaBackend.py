@@ -381,7 +381,7 @@ def test_threads_read_only_the_rows_they_work_on(cudaProcess, emulated, options,
 	visitRows): at most 3 probes for rows of equal size (an interpolated guess and a gallop), 2 log2(rows) + 1 for
 	others. Before, every thread read every row: 1,000 per thread here. Tables of a few rows (global state) take the
 	kernel that walks them all (CudaBackend.FEW_ROWS). Bit-exactness on the same tables is the reference suites'."""
-	from puzzlelib_rmsprop.Backend.TensorTable import packetRowUnits
+	from puzzlelib_rmsprop.Backend.TensorTable import FLAVOUR_SPAN, packetRowUnits
 	from puzzlelib_rmsprop.Quantized8 import blocksOf
 	sizes = [64] * 1000 if even else [int(n) for n in np.random.default_rng(3).integers(1, 300, 1000)]
 	bag = ParamBag({"v%d" % i: ((n, ), np.float32) for i, n in enumerate(sizes)}, rng=np.random.default_rng(4))
@@ -395,7 +395,7 @@ def test_threads_read_only_the_rows_they_work_on(cudaProcess, emulated, options,
 	threads = launch.grid[0] * launch.block[0]
 	# units of the tables before merging (merged rows have as many or fewer); the 8-bit kernels' workers are warps
 	units, workers = {"rmspropFloat32": (int(packetRowUnits(sizes, 4).sum()), threads),
-					  "flavourFloat32": (sum(sizes), threads),
+					  "flavourFloat32": (sum(-(-n // FLAVOUR_SPAN) for n in sizes), threads),
 					  "quant8Float32": (sum(blocksOf(n) for n in sizes), threads // 32)}[kernel]
 	visits = -(-units // workers)  # rows a worker can visit at most: one per unit it takes
 	probes = 3 if even else 2 * int(np.ceil(np.log2(len(sizes)))) + 1

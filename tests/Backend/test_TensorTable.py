@@ -43,11 +43,11 @@ def test_packed_flavour_tensors_with_equal_rates_are_one_row():
 	assert table.rows["size"][0] == sum(sizes) and table.rows["firstUnit"][0] == 0
 
 
-def test_separate_flavour_tensors_are_a_row_each_counted_in_elements():
+def test_separate_flavour_tensors_are_a_row_each_of_4_elements_a_unit():
 	sizes = [5, 64, 7]
 	table = FlavourTable(RowsOnly(), *flavourLists(sizes, packed=False)).launchTable(1e-3, 0.9)
 	assert list(table.rows["size"]) == sizes
-	assert list(table.rows["firstUnit"]) == [0, 5, 69]
+	assert list(table.rows["firstUnit"]) == [0, 2, 18]
 
 
 def test_a_changed_rate_splits_a_row_and_an_equal_one_joins_it_again():
@@ -56,7 +56,7 @@ def test_a_changed_rate_splits_a_row_and_an_equal_one_joins_it_again():
 	assert len(table.launchTable([1e-3] * 4, 0.9).rows) == 1
 
 	split = table.launchTable([1e-3, 5e-4, 1e-3, 1e-3], 0.9).rows
-	assert list(split["size"]) == [5, 64, 16] and list(split["firstUnit"]) == [0, 5, 69]
+	assert list(split["size"]) == [5, 64, 16] and list(split["firstUnit"]) == [0, 2, 18]
 	assert list(split["learnRate"]) == [np.float32(1e-3), np.float32(5e-4), np.float32(1e-3)]
 	assert len(table.launchTable([1e-3] * 4, [0.9, 0.9, 0.5, 0.5]).rows) == 2  # momenta split rows too
 	assert len(table.launchTable([1e-3] * 4, 0.9).rows) == 1
