@@ -40,7 +40,7 @@ ISA_CLONES static void triadSpan(const void *row, int64_t start, int64_t n, cons
 }
 
 
-ISA_CLONES static void quant8TrafficSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
+ISA_CLONES_BYTES static void quant8TrafficSpan(const void *row, int64_t start, int64_t n, const SpanArgs *args)
 {
 	(void)args;
 	const Quant8Entry *e = (const Quant8Entry *)row;

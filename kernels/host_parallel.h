@@ -20,6 +20,17 @@
 #ifndef ISA_CLONES
 #define ISA_CLONES
 #endif
+/* 8-bit state's loops also move bytes (codes), which gcc puts in 64-byte vectors only with AVX512BW: under the
+   "avx512f" clone they ran in 32-byte ones. x86-64-v4 is AVX512F, BW, DQ and VL (every AVX-512 CPU but Xeon Phi,
+   which takes the AVX2 clone); the resolver knows it from gcc 12. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define ISA_CLONES_BYTES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
+#endif
+#ifndef ISA_CLONES_BYTES
+#define ISA_CLONES_BYTES ISA_CLONES
+#endif
 
 typedef struct { int dtype; int *nonFinite; const RMSPropFlavour *flavour; } SpanArgs;
 /* Works on units [start, start + n) of one row. */

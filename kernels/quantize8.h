@@ -66,23 +66,31 @@ QUANT8_QUALIFIER float quant8MaxValue(int isSigned)
 	return isSigned ? QUANT8_SIGNED_MAX : QUANT8_UNSIGNED_MAX;
 }
 
-/* The magnitude of a code (3 mantissa bits): subnormal m * 2^(-2 - bias) when the exponent field is 0. */
+/* The magnitude of a code (3 mantissa bits): subnormal m * 2^(-2 - bias) when the exponent field e is 0. The
+   fields e and m sit at float32's exponent and top mantissa bits when the code is shifted by 20 (e << 23 | m << 20 is
+   code << 20), so a normal code is that plus the exponents' bias difference; a subnormal code is m itself. */
 QUANT8_QUALIFIER float quant8DecodeMagnitude(unsigned int code, int bias)
 {
-	unsigned int e = code >> 3, m = code & 7u;
-	float normal = QUANT8_AS_FLOAT(((e + 127u - (unsigned int)bias) << 23) | (m << 20));
-	float subnormal = (float)m * QUANT8_AS_FLOAT((unsigned int)(127 - 2 - bias) << 23);
-	return e != 0u ? normal : subnormal;
+	float normal = QUANT8_AS_FLOAT((code << 20) + ((127u - (unsigned int)bias) << 23));
+	/* (int): gcc then widens the code to 32 bits once, for both */
+	float subnormal = (float)(int)code * QUANT8_AS_FLOAT((unsigned int)(127 - 2 - bias) << 23);
+	return code >= 8u ? normal : subnormal;
 }
 
-/* The nearest code to y >= 0 (ties to even), saturating at maxCode; NaN saturates too. */
+/* The nearest code to y >= 0 (ties to even), saturating at maxCode; NaN saturates too. Normal codes: the mantissa
+   rounded to 3 bits on the float bits (ties to even), the exponents' bias difference taken off before the shift.
+   Below the smallest normal code, 2^(1 - bias), the code is y in units of the subnormal step 2^(-2 - bias): adding
+   2^(21 - bias), whose float32 ulp is that step, rounds y to a multiple of it as rintf(y * 2^(2 + bias)) would, and
+   the sum's low bits are the code: an add and a subtract where that took a multiply, a rounding and a conversion.
+   The same codes as the rintf formula for every non-negative float and NaN, in each rounding mode and with
+   denormals-are-zero (checked exhaustively: benchmarks/2026-12-02-cpu-8bit/codec_check.c). */
 QUANT8_QUALIFIER unsigned int quant8EncodeMagnitude(float y, int bias, unsigned int maxCode)
 {
 	unsigned int bits = QUANT8_AS_UINT(y);
-	unsigned int rounded = bits + 0x7ffffu + ((bits >> 20) & 1u);  /* round the mantissa to 3 bits, ties to even */
-	unsigned int normal = (rounded >> 20) - ((127u - (unsigned int)bias) << 3);
+	unsigned int normal = (bits + (0x7ffffu - ((127u - (unsigned int)bias) << 23)) + ((bits >> 20) & 1u)) >> 20;
 	normal = normal < maxCode ? normal : maxCode;
-	unsigned int subnormal = (unsigned int)rintf(y * QUANT8_AS_FLOAT((unsigned int)(127 + 2 + bias) << 23));
+	unsigned int magic = (unsigned int)(127 + 21 - bias) << 23;
+	unsigned int subnormal = QUANT8_AS_UINT(y + QUANT8_AS_FLOAT(magic)) - magic;
 	return y < QUANT8_AS_FLOAT((unsigned int)(128 - bias) << 23) ? subnormal : normal;
 }
 

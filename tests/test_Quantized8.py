@@ -47,6 +47,17 @@ def test_every_code_round_trips(signed):
 
 
 @pytest.mark.parametrize("signed", [False, True])
+def test_every_code_decodes_to_the_reference(signed):
+	"""Every code the encoder gives (subnormal ones, the first normal one, the top one; E4M3's NaN codes, 0x7f and
+	0xff, it never gives) in blocks of three scales, against the reference's table and ml_dtypes."""
+	codes = np.array([c for c in range(256) if not signed or c & 0x7f != 0x7f], np.uint8)
+	codes = np.concatenate([codes, np.zeros(QUANT_BLOCK - codes.size, np.uint8)])
+	codes = np.tile(codes, 3)
+	scales = np.array([1.0, 2.0 ** -30, 3.0e-3], np.float32)
+	np.testing.assert_array_equal(decode(codes, scales, signed), ref.decode(codes, scales, signed))
+
+
+@pytest.mark.parametrize("signed", [False, True])
 def test_ties_go_to_the_even_code(signed):
 	"""Midpoints between neighbouring codes (exact in float32) round to the even code, as the reference does."""
 	values = ref.decode(np.arange(127 if signed else 256, dtype=np.uint8), np.ones(1, np.float32), signed).astype(np.float64)
@@ -139,6 +150,71 @@ def test_update_bit_exact_against_reference(flavour, dtype, useGlobalState):
 		return made
 
 	trainAgainstReference(bag, opt, states, 1e-2, options.get("momentum", 0.0), 0.8, 1e-4, **refOptions)
+
+
+def edgeCaseStep(rng, n, scale):
+	"""An ms state and grads for one plain step with factor 0.5 whose new ms codes hit the encoder's edges: (ms, grad,
+	ties). The old ms are code values times ``scale`` (a power of two), each block's first the top code with grad 0,
+	so the new block scale is exactly scale / 2 and an element's new code is that of v(c) + g^2 / scale, exactly: a
+	power-of-two g lands it half a step above v(c) (a tie, for codes whose step is an odd power of two: the subnormal
+	ones and odd exponents), on the next code, or between codes; small grads on code 0 give subnormal codes. One block
+	gets a NaN grad, one is all zeros (its scale 0)."""
+	values = ref.UNSIGNED_VALUES
+	codes = rng.integers(0, 255, n)
+	codes[rng.random(n) < 0.15] = 0
+	codes[::QUANT_BLOCK] = 255
+	step = np.append(np.diff(values), values[255] - values[254])[codes]  # to the next code: a power of two
+	exponent = np.log2(step).astype(np.int64)
+	tieable = (exponent % 2 == 1) & (codes < 255)           # then g^2 = step / 2 * scale is an even power of two
+	kind = rng.integers(0, 4, n)                               # 0: stays, 1: tie, 2: next code, 3: anywhere up to it
+	grad = np.zeros(n)
+	grad = np.where((kind == 1) & tieable, np.sqrt(step / 2 * scale), grad)
+	grad = np.where((kind == 2) & (codes < 255), np.sqrt(step * scale), grad)
+	grad = np.where(kind == 3, np.sqrt(rng.random(n) * step * scale), grad)
+	grad[::QUANT_BLOCK] = 0
+	ties = np.flatnonzero((kind == 1) & tieable & (np.arange(n) % QUANT_BLOCK != 0))
+	ms = values[codes] * scale
+	zeroBlock, nanBlock = 5 * QUANT_BLOCK, 3 * QUANT_BLOCK
+	ms[zeroBlock:zeroBlock + QUANT_BLOCK], grad[zeroBlock:zeroBlock + QUANT_BLOCK] = 0, 0
+	grad[nanBlock + 17] = np.nan
+	ties = ties[(ties // QUANT_BLOCK != 3) & (ties // QUANT_BLOCK != 5)]
+	return ms.astype(np.float32), grad, ties
+
+
+@pytest.mark.parametrize("useGlobalState", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_plain_update_codes_at_the_edges(dtype, useGlobalState):
+	"""PuzzleLib's plain update over seven whole blocks and a short one (the host kernel encodes each whole block in
+	the next block's loop, the last after it): new ms on ties (to the even code), on subnormal codes, on the top code,
+	0, a NaN block among whole blocks (its neighbours untouched) and an all-zero block; params, codes and scales bit
+	for bit against the reference."""
+	n, scale = 7 * QUANT_BLOCK + 77, np.float32(2.0 ** -10)
+	ms, grad, ties = edgeCaseStep(np.random.default_rng(21), n, scale)
+	bag = ParamBag({"w": ((n, ), dtype)}, rng=np.random.default_rng(22))
+	opt = RMSProp(learnRate=1e-2, factor=0.5, epsilon=1e-4, stateBits=8)
+	opt.setupOn(bag, useGlobalState=useGlobalState)
+	state, want = opt.states["bag.w"]["ms"], ref.Quantized(ms, False)
+	state.set(ms)
+	np.testing.assert_array_equal(state.codes.get(), want.codes)
+	assert np.all(want.scales == np.float32(np.where(np.arange(want.scales.size) == 5, 0, scale)))
+
+	var = bag.getVar("w")
+	param, grad = var.data.get(), grad.astype(dtype)
+	var.grad.set(grad)
+	oldCodes = want.codes.copy()
+	opt.update()
+	wantParam = ref.step(param, grad, want, None, None, 1e-2, 0.0, 0.5, 1e-4)
+
+	np.testing.assert_array_equal(var.data.get(), wantParam)
+	np.testing.assert_array_equal(state.scales.get(), want.scales)
+	np.testing.assert_array_equal(state.codes.get(), want.codes)
+	# the edges were there: ties (half of them from an odd code up), subnormal codes, the NaN block saturated
+	codes = want.codes
+	assert ties.size > 50 and np.all(codes[ties] % 2 == 0) and np.sum(oldCodes[ties] % 2 == 1) > 10
+	assert np.sum((codes > 0) & (codes < 8)) > 20
+	assert np.isnan(want.scales[3]) and codes[3 * QUANT_BLOCK + 17] == 255
+	assert want.scales[5] == 0 and np.all(codes[5 * QUANT_BLOCK:6 * QUANT_BLOCK] == 0)
+	assert np.all(codes[::QUANT_BLOCK][[0, 1, 2, 4, 6, 7]] == 255)
 
 
 @pytest.mark.parametrize("useGlobalState", [False, True])
