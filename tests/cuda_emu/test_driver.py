@@ -384,11 +384,12 @@ def test_without_cuda_visible_devices_every_device_is_visible():
 
 
 #: the CUDA C++ Programming Guide, "Technical Specifications per Compute Capability": resident threads, resident
-#: blocks, 32-bit registers, shared memory (bytes) per SM, shared memory per block (opt-in)
+#: blocks, 32-bit registers, shared memory (bytes) per SM, shared memory per block (opt-in); checked on 2026-12-02
+#: against NVIDIA CCCL's cuda/__device/arch_traits.h (the same figures; opt-in = per SM less 1 KiB reserved from 8.0)
 SPECIFICATIONS = {(7, 0): (2048, 32, 65536, 96 * 1024, 96 * 1024), (7, 5): (1024, 16, 65536, 64 * 1024, 64 * 1024),
 				  (8, 0): (2048, 32, 65536, 164 * 1024, 163 * 1024), (8, 6): (1536, 16, 65536, 100 * 1024, 99 * 1024),
 				  (8, 9): (1536, 24, 65536, 100 * 1024, 99 * 1024), (9, 0): (2048, 32, 65536, 228 * 1024, 227 * 1024),
-				  (12, 0): (1536, 32, 65536, 100 * 1024, 99 * 1024)}
+				  (10, 0): (2048, 32, 65536, 228 * 1024, 227 * 1024), (12, 0): (1536, 32, 65536, 100 * 1024, 99 * 1024)}
 
 ATTRIBUTES = """
 import json, pycuda.driver as cuda
