@@ -182,9 +182,9 @@ __device__ __forceinline__ void applyPacket(const TensorEntry &e, long long i, c
 /* ---- Which rows a thread reads ----
  * A launch's work is a flat list of units, row after row; a row's firstUnit counts the units of the rows before it
  * (the Python side fills it). Thread (or warp) r takes units r, r + stride, ...: it finds the row of its first unit
- * by a binary search over firstUnit, works through that row, and searches again from the next row only when it
- * steps past the row's end. So a thread reads the rows it works on and about log2(count) probes for each, never
- * every row of the table, and consecutive threads take consecutive units whatever the rows' sizes. */
+ * by a search over firstUnit (rowOfUnit), works through that row, and searches again, from the next row, only when
+ * it steps past the row's end. So a thread reads the rows it works on and a few probes for each, never every row of
+ * the table, and consecutive threads take consecutive units whatever the rows' sizes. */
 
 template <typename Row>
 __device__ __forceinline__ long long firstUnitOf(const Row *table, int k)
@@ -193,9 +193,10 @@ __device__ __forceinline__ long long firstUnitOf(const Row *table, int k)
 	return table[k].firstUnit;
 }
 
-/* The last row in [lo, count) whose first unit is at most u (row lo's is), given the launch's total. The first probe interpolates between them (exact when the rows have equal sizes, as a model's many small
-   tensors often do), then galloping from it brackets the row and bisection finds it: a probe or two for even rows,
-   about 2 log2(distance) for others. */
+/* The last row in [lo, count) whose first unit is at most u (row lo's is), given the launch's total. The first probe
+   interpolates between row lo's first unit and the total (exact when the rows have equal sizes, as a model's many
+   small tensors often do), then galloping from it brackets the row and bisection finds it: a probe or two for even
+   rows, about 2 log2(distance) for others. */
 template <typename Row>
 __device__ __forceinline__ int rowOfUnit(const Row *table, int lo, int count, long long u, long long total)
 {
@@ -238,8 +239,9 @@ __device__ __forceinline__ int rowOfUnit(const Row *table, int lo, int count, lo
 
 /* visit(row, j, n) for every row holding units of this thread, which are the row's units j, j + stride, ... below
    n = units(row) (each row has at least one); the thread's units are rank, rank + stride, ... of the launch. visit
-   returns the first of them it did not take (at least n). Nothing of the search stays live across a visit (the
-   launch's total is read again after it), which keeps the visits' loops in as few registers as before the search. */
+   returns the first of them it did not take (at least n). The launch's total is read again after each visit rather
+   than kept live across it. The row is the thread's own, in ordinary registers (the walk over every row,
+   multiTensorApplyFew, has it in uniform ones): the price of the search in registers. */
 template <typename Row, typename Units, typename Visit>
 __device__ __forceinline__ void visitRows(const Row *table, int count, long long rank, const Units &units,
 										  const Visit &visit)
@@ -262,9 +264,9 @@ __device__ __forceinline__ void visitRows(const Row *table, int count, long long
 }
 
 
-/* The units of a TensorEntry row: one per 16-byte packet, plus one for the scalar head that brings the pointers to
-   16 bytes and one for the scalar tail; rows whose pointers are misaligned differently take W scalars a unit. Both
-   fit in size / W rounded up, plus one (the Python side's count, Backend/TensorTable.py). */
+/* The units of a TensorEntry row (rowUnitsOf): one per 16-byte packet and one for the scalar head and tail; a row
+   whose pointers are misaligned differently takes every n-th element a unit. Both fit in size / W rounded up, plus
+   one (the Python side's count, Backend/TensorTable.py). */
 template <typename T>
 __device__ __forceinline__ long long rowUnits(const TensorEntry &e)
 {

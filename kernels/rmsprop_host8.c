@@ -28,6 +28,15 @@ static inline uint32_t absBits(float x)
 	return quant8AsUint(x) & 0x7fffffffu;
 }
 
+/* Stores the scale of a block whose largest |value| has the bits maxBits; returns its quant8Inverse, what encoding
+   the block multiplies by. */
+static inline float storeScale(uint32_t maxBits, int isSigned, float *scale)
+{
+	float absmax = quant8AsFloat(maxBits);
+	*scale = quant8Scale(absmax, isSigned);
+	return quant8Inverse(absmax, isSigned);
+}
+
 /* Encodes n new values of one block into codes, with the block's quant8Inverse. */
 static inline __attribute__((always_inline)) void encodeBlock(const float *restrict values, int64_t n,
 															  unsigned char *restrict codes, float inverse, int isSigned)
@@ -54,9 +63,7 @@ static inline __attribute__((always_inline)) void closeBlock(Quant8Pending *done
 	for (int k = 0; k < 3; k++)
 		if (k == 0 || (k == 1 && hasMg) || (k == 2 && hasMom))
 		{
-			float absmax = quant8AsFloat(maxBits[k]);
-			done->inverse[k] = quant8Inverse(absmax, QUANT8_SIGNED(k));
-			e->scales[k][b] = quant8Scale(absmax, QUANT8_SIGNED(k));
+			done->inverse[k] = storeScale(maxBits[k], QUANT8_SIGNED(k), &e->scales[k][b]);
 			done->codes[k] = e->codes[k] + b * QUANT8_BLOCK;
 		}
 }
@@ -197,9 +204,7 @@ void rmspropHostQuantize(const float *values, long long n, unsigned char *codes,
 		uint32_t maxBits = 0;
 		for (int64_t i = 0; i < count; i++)
 			maxBits = absBits(values[lo + i]) > maxBits ? absBits(values[lo + i]) : maxBits;
-		float absmax = quant8AsFloat(maxBits);
-		scales[lo / QUANT8_BLOCK] = quant8Scale(absmax, isSigned);
-		encodeBlock(values + lo, count, codes + lo, quant8Inverse(absmax, isSigned), isSigned);
+		encodeBlock(values + lo, count, codes + lo, storeScale(maxBits, isSigned, &scales[lo / QUANT8_BLOCK]), isSigned);
 	}
 }
 

@@ -3,7 +3,7 @@
  * 48 bytes a row, no padding, on every 64-bit platform.
  *
  * firstUnit (CUDA only): a launch's work is a flat list of units, row after row, and a row's firstUnit is the units
- * of the rows before it, so a thread finds the row of its unit by a binary search (multi_tensor_apply.cuh).
+ * of the rows before it, so a thread finds the row of its unit by a search (multi_tensor_apply.cuh, visitRows).
  */
 #ifndef PUZZLELIB_RMSPROP_TENSOR_TABLE_H
 #define PUZZLELIB_RMSPROP_TENSOR_TABLE_H

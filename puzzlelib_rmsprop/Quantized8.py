@@ -12,7 +12,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from .Backend.HostArray import hostArray  # noqa: F401 (Checkpoint takes it from here)
-from .Backend.TensorTable import FlavourTable, TensorList, firstUnits
+from .Backend.TensorTable import FlavourTable, TensorList
 
 QUANT_BLOCK = 256  # QUANT8_BLOCK in kernels/quantize8.h
 #: the ``quant8`` attribute a checkpoint gives a dataset of codes: the code of unsigned (ms) and signed states
@@ -176,10 +176,9 @@ class Quant8Table(FlavourTable):
 		self._follows[1:] &= self._sizes[:-1] % QUANT_BLOCK == 0
 
 	def _fillColumns(self, backend, params, grads, ms, mg, mom):
+		"""The parameters' and grads' columns as FlavourTable's, then each state's codes and scales."""
 		blocks = np.array([blocksOf(n) for n in self._sizes], dtype=np.int64)
-		self._columns["param"] = np.asarray(params.pointers, dtype=np.uint64)[self._used]
-		self._columns["grad"] = np.asarray(grads.pointers, dtype=np.uint64)[self._used]
-		pointers, extents = [self._columns["param"], self._columns["grad"]], [self._sizes * params.dtype.itemsize] * 2
+		pointers, extents = super()._fillColumns(backend, params, grads, None, None, None)
 		for k, states in enumerate((ms, mg, mom)):
 			if states is not None:
 				used = [states.arrays[i] for i in self._used]
@@ -189,9 +188,7 @@ class Quant8Table(FlavourTable):
 				extents += [self._sizes, blocks * 4]
 		return pointers, extents
 
-	def _rows(self, starts: np.ndarray) -> np.ndarray:
-		rows = self._columns[starts]
-		rows["size"] = np.add.reduceat(self._sizes, starts) if len(starts) else []
+	def _units(self, rows: np.ndarray) -> np.ndarray:
+		"""Fills each row's blocks, its units."""
 		rows["blocks"] = [blocksOf(n) for n in rows["size"]]
-		rows["firstUnit"] = firstUnits(rows["blocks"])
-		return rows
+		return rows["blocks"]

@@ -4,7 +4,7 @@ Rows whose tensors directly follow the previous row's in memory and share its st
 merged, so a global-state buffer with uniform multipliers is one row however many variables it holds, in every
 kernel family. The rows are built once and reused; a new learning rate only rewrites their learnRate column.
 Each row's firstUnit is the units of the rows before it: CUDA threads find their rows by it
-(kernels/multi_tensor_apply.cuh, forEachUnit).
+(kernels/multi_tensor_apply.cuh, visitRows).
 """
 from typing import Any, Sequence
 
@@ -40,6 +40,11 @@ def firstUnits(units: np.ndarray) -> np.ndarray:
 	"""Each row's firstUnit: the units of the rows before it."""
 	units = np.asarray(units, dtype=np.int64)
 	return np.cumsum(units, dtype=np.int64) - units
+
+
+def runSums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+	"""The sums of ``values`` over each run that begins at one of ``starts`` (empty for no runs)."""
+	return np.add.reduceat(values, starts) if len(starts) else np.zeros(0, dtype=values.dtype)
 
 
 def followsPrevious(pointers: Sequence[np.ndarray], extents: Sequence[np.ndarray]) -> np.ndarray:
@@ -101,7 +106,7 @@ class TensorList:
 		table = np.zeros(len(starts), dtype=TABLE_DTYPE)
 		for field, pointer in zip(("param", "grad", "ms"), pointers):
 			table[field] = pointer[starts]
-		table["size"] = np.add.reduceat(sizes, starts) if len(starts) else []
+		table["size"] = runSums(sizes, starts)
 		table["firstUnit"] = firstUnits(packetRowUnits(table["size"], self.dtype.itemsize))
 		self._rowStarts = used[starts]
 		return table
@@ -136,9 +141,9 @@ class TensorList:
 
 class FlavourTable:
 	"""The rows of a flavour launch, one per run of tensors that follow each other in memory in every column and share
-	their step size and momentum (global state: usually one row), one unit per FLAVOUR_SPAN elements. Built once per set of
-	TensorLists; new learning rates or momenta rewrite their columns, or regroup the rows where they split or join a
-	run. Subclasses (Quantized8.Quant8Table) have other columns and units."""
+	their step size and momentum (global state: usually one row), one unit per FLAVOUR_SPAN elements. Built once per
+	set of TensorLists; new learning rates or momenta rewrite their columns, or regroup the rows where they split or
+	join a run. Subclasses (Quantized8.Quant8Table) have other columns and units."""
 
 	DTYPE = FLAVOUR_DTYPE
 
@@ -162,9 +167,13 @@ class FlavourTable:
 	def _rows(self, starts: np.ndarray) -> np.ndarray:
 		"""The merged rows beginning at tensors ``starts``, without their learnRate and momentum."""
 		rows = self._columns[starts]
-		rows["size"] = np.add.reduceat(self._sizes, starts) if len(starts) else []
-		rows["firstUnit"] = firstUnits(-(-rows["size"] // FLAVOUR_SPAN))
+		rows["size"] = runSums(self._sizes, starts)
+		rows["firstUnit"] = firstUnits(self._units(rows))
 		return rows
+
+	def _units(self, rows: np.ndarray) -> np.ndarray:
+		"""Each row's units: FLAVOUR_SPAN elements a unit."""
+		return -(-rows["size"] // FLAVOUR_SPAN)
 
 	def launchTable(self, learnRates, momenta) -> LaunchTable:
 		rates = np.asarray(learnRates, dtype=np.float64)

@@ -383,15 +383,10 @@ def test_threads_read_only_the_rows_they_work_on(cudaProcess, emulated, options,
 	kernel that walks them all (CudaBackend.FEW_ROWS). Bit-exactness on the same tables is the reference suites'."""
 	from puzzlelib_rmsprop.Backend.TensorTable import FLAVOUR_SPAN, packetRowUnits
 	from puzzlelib_rmsprop.Quantized8 import blocksOf
+	from row_walk import measure
 	sizes = [64] * 1000 if even else [int(n) for n in np.random.default_rng(3).integers(1, 300, 1000)]
-	bag = ParamBag({"v%d" % i: ((n, ), np.float32) for i, n in enumerate(sizes)}, rng=np.random.default_rng(4))
-	opt = RMSProp(**options)
-	opt.setupOn(bag, useGlobalState=useGlobalState)
-	randomGrads(bag, np.random.default_rng(5))
-	emu.clearLaunches()
-	opt.update()
-
-	(launch, ) = emu.launchesOf(kernel)
+	launch = measure(options, useGlobalState, sizes, rounds=1)
+	assert launch.kernel.startswith(kernel), launch
 	threads = launch.grid[0] * launch.block[0]
 	# units of the tables before merging (merged rows have as many or fewer); the 8-bit kernels' workers are warps
 	units, workers = {"rmspropFloat32": (int(packetRowUnits(sizes, 4).sum()), threads),
